@@ -1,0 +1,261 @@
+"""Typed configuration shared by the CLI and the Snakemake workflow.
+
+One YAML file (``config/config.yaml`` by default) configures a run; each stage
+reads its own section. Unknown keys are errors, so a typo never passes silently.
+The JSON schema the Snakefile validates against (``workflow/schemas/
+config.schema.yaml``) is generated from these models (``sarise config-schema``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "AugmentConfig",
+    "AtomsConfig",
+    "ConfigError",
+    "FieldConfig",
+    "NaturalConfig",
+    "SarisConfig",
+    "SymmetryConfig",
+    "load_config",
+]
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+MOTIF_SOURCES: tuple[str, ...] = ("natural", "field", "atoms")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+Range = Annotated[tuple[float, float], Field(description="[low, high], inclusive")]
+
+
+def _check_range(name: str, value: tuple[float, float], low: float, high: float) -> None:
+    lo, hi = value
+    if not (low <= lo <= hi <= high):
+        raise ValueError(f"{name} must satisfy {low} <= low <= high <= {high}, got {list(value)}")
+
+
+class Probability(_Model):
+    """An augmentation applied with probability ``p`` and a strength drawn from ``range``."""
+
+    p: float = Field(0.0, ge=0.0, le=1.0, description="probability of applying it")
+    range: Range = (0.0, 0.0)
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, v):
+        _check_range("range", v, 0.0, math.inf)
+        return v
+
+
+class AugmentConfig(_Model):
+    """Artefacts added after rendering. They never change the group label."""
+
+    noise: Probability = Probability(p=0.5, range=(0.02, 0.15))
+    """Additive Gaussian noise, sigma relative to the image's standard deviation."""
+    blur: Probability = Probability(p=0.3, range=(0.5, 1.5))
+    """Isotropic blur (probe resolution), sigma in pixels. Applied to the continuous
+    pattern, so it keeps the symmetry exact."""
+    scan_lines: Probability = Probability(p=0.3, range=(0.02, 0.2))
+    """Per-line offsets (random walk plus jumps), relative to the image's standard deviation."""
+
+
+class NaturalConfig(_Model):
+    """Natural-image motifs: crops of images bundled inside scikit-image's wheel."""
+
+    train: tuple[str, ...] = (
+        "astronaut", "brick", "camera", "chelsea", "coffee", "grass", "hubble_deep_field",
+        "ihc", "microaneurysms", "page", "retina", "rocket",
+    )  # fmt: skip
+    val: tuple[str, ...] = ("coins", "gravel", "clock_motion")
+    test: tuple[str, ...] = ("moon", "cell", "text")
+    crop: Range = (0.1, 0.5)
+    """Crop edge as a fraction of the image's shorter side."""
+
+    @model_validator(mode="after")
+    def _disjoint(self):
+        from sarise.symmetry._motifs import NATURAL_IMAGES
+
+        seen: dict[str, str] = {}
+        for split in SPLITS:
+            names = getattr(self, split)
+            for name in names:
+                if name not in NATURAL_IMAGES:
+                    raise ValueError(
+                        f"{split}: unknown natural image {name!r}; choose from {sorted(NATURAL_IMAGES)}"
+                    )
+                if name in seen:
+                    raise ValueError(
+                        f"natural image {name!r} is in both {seen[name]} and {split}: "
+                        "splits must be disjoint by motif source"
+                    )
+                seen[name] = split
+        _check_range("crop", self.crop, 0.01, 1.0)
+        return self
+
+
+class FieldConfig(_Model):
+    """Smooth periodic random fields (Matérn-like spectrum) at several scales."""
+
+    scale: Range = (0.03, 0.3)
+    """Correlation length as a fraction of the cell size (log-uniform)."""
+    sharpen: float = Field(0.3, ge=0.0, le=1.0)
+    """Probability of a soft threshold, which turns a field into domain-like patches."""
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, v):
+        _check_range("scale", v, 1e-3, 10.0)
+        return v
+
+
+class AtomsConfig(_Model):
+    """Blobs of 1-3 species at random positions in the asymmetric unit."""
+
+    species: tuple[int, int] = (1, 3)
+    count: tuple[int, int] = (3, 6)
+    """Atoms per asymmetric unit. Fewer than 3 round atoms can add symmetry by accident."""
+    radius: Range = (0.06, 0.16)
+    """Blob radius as a fraction of the cell size."""
+    elongation: Range = (1.0, 1.8)
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        _check_range("species", self.species, 1, 3)
+        _check_range("count", self.count, 1, 64)
+        _check_range("radius", self.radius, 0.005, 0.25)
+        _check_range("elongation", self.elongation, 1.0, 5.0)
+        return self
+
+
+class SymmetryConfig(_Model):
+    """The synthetic wallpaper-group dataset (``sarise generate``)."""
+
+    seed: int = Field(0, ge=0)
+    size: int = Field(256, ge=16, le=4096)
+    """Image edge in pixels."""
+    per_group: dict[Literal["train", "val", "test"], int] = {"train": 64, "val": 16, "test": 16}
+    """Images per group and split; each split holds 17 x per_group images, exactly balanced."""
+    motif_sources: tuple[Literal["natural", "field", "atoms"], ...] = MOTIF_SOURCES
+    cell_px: Range = (20.0, 64.0)
+    """Square root of the primitive cell area, in pixels."""
+    aspect: Range = (1.25, 2.2)
+    """Edge ratio of rectangular and centred-rectangular cells (1 and sqrt(3) are excluded)."""
+    oblique_angle: Range = (60.0, 120.0)
+    """Angle between the oblique cell's vectors, in degrees."""
+    metric_tolerance: float = Field(0.06, gt=0.0, lt=0.5)
+    """Minimal relative distance of a sampled cell from a lattice of higher symmetry."""
+    rotate: bool = True
+    """Draw the lattice orientation uniformly in [0, 360) degrees."""
+    cell_resolution: int = Field(64, ge=8, le=1024)
+    """Samples per cell edge of the motif raster (a power of two)."""
+    min_contrast: float = Field(0.25, ge=0.0)
+    """Reject a motif whose symmetrised standard deviation, times sqrt(orbit size), is below this."""
+    max_self_similarity: float = Field(0.97, gt=0.0, le=1.0)
+    """Reject a motif whose correlation with a lattice operation its group lacks exceeds this."""
+    natural: NaturalConfig = NaturalConfig()
+    field: FieldConfig = FieldConfig()
+    atoms: AtomsConfig = AtomsConfig()
+    augment: AugmentConfig = AugmentConfig()
+    chunk: int = Field(64, ge=1)
+    """Images per Zarr chunk (and per unit of parallel work)."""
+    dtype: Literal["float32", "float16"] = "float32"
+
+    @model_validator(mode="after")
+    def _check(self):
+        _check_range("cell_px", self.cell_px, 2.0, float(self.size))
+        _check_range("aspect", self.aspect, 1.0, 10.0)
+        _check_range("oblique_angle", self.oblique_angle, 30.0, 150.0)
+        if self.cell_resolution & (self.cell_resolution - 1):
+            raise ValueError(f"cell_resolution must be a power of two, got {self.cell_resolution}")
+        if not self.motif_sources:
+            raise ValueError("motif_sources must name at least one of natural, field, atoms")
+        if len(set(self.motif_sources)) != len(self.motif_sources):
+            raise ValueError(f"motif_sources has duplicates: {list(self.motif_sources)}")
+        for split, n in self.per_group.items():
+            if n < 0:
+                raise ValueError(f"per_group.{split} must be >= 0, got {n}")
+        return self
+
+
+class SarisConfig(_Model):
+    """The whole run configuration (one YAML file)."""
+
+    run: str = Field("demo", pattern=r"^[A-Za-z0-9_.-]+$")
+    """Run name: outputs go to ``results/<run>/``."""
+    symmetry: SymmetryConfig = SymmetryConfig()
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return f"invalid config {source}: " + "; ".join(parts)
+
+
+def load_config(source: str | Path | dict[str, Any] | None = None, **overrides: Any) -> SarisConfig:
+    """Read and validate a run configuration.
+
+    Parameters
+    ----------
+    source : str, Path, dict or None
+        A YAML file, an already-parsed mapping, or None for the defaults.
+    **overrides
+        Dotted keys replacing values, e.g. ``{"symmetry.size": 128}``.
+
+    Returns
+    -------
+    SarisConfig
+
+    Raises
+    ------
+    ConfigError
+        If the file cannot be read or a value is invalid; the message names the key.
+    """
+    name = "<defaults>"
+    if source is None:
+        data: dict[str, Any] = {}
+    elif isinstance(source, dict):
+        data, name = dict(source), "<mapping>"
+    else:
+        path = Path(source)
+        name = str(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config {path} must be a mapping, got {type(data).__name__}")
+    for key, value in overrides.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {key}: {p} is not a section")
+        node[leaf] = value
+    try:
+        return SarisConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, name)) from None
+
+
+def config_schema() -> dict[str, Any]:
+    """JSON schema of :class:`SarisConfig`, for ``snakemake.utils.validate``."""
+    return SarisConfig.model_json_schema()

@@ -1,0 +1,210 @@
+"""The 17 plane (wallpaper) groups: names, lattice types and general positions.
+
+Operations are written in the *conventional* fractional coordinates of the
+International Tables for Crystallography, Vol. A (ITA), plane-group tables:
+an operation maps ``u -> M @ u + t`` with ``M`` an integer matrix and ``t`` a
+translation in units of the cell (0 or 1/2 here). Hexagonal groups use the ITA
+setting ``|a1| = |a2|`` and an angle of 120 degrees between ``a1`` and ``a2``.
+Centred groups (cm, cmm) use the conventional rectangular cell; the centring
+translation (1/2, 1/2) is listed separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+__all__ = [
+    "GROUPS",
+    "LATTICES",
+    "PlaneGroup",
+    "get_group",
+    "group_lattices",
+    "holohedry",
+]
+
+#: Group names in label order (ids 0-16).
+GROUPS: tuple[str, ...] = (
+    "p1", "p2", "pm", "pg", "cm", "pmm", "pmg", "pgg", "cmm",
+    "p4", "p4m", "p4g", "p3", "p3m1", "p31m", "p6", "p6m",
+)  # fmt: skip
+
+#: Lattice types in id order.
+LATTICES: tuple[str, ...] = ("oblique", "rectangular", "centred", "square", "hexagonal")
+
+# General positions as (M rows, t): "x,y" notation from ITA translated by hand.
+_X = ((1, 0), (0, 1))
+_ops: dict[str, list[tuple[tuple[tuple[int, int], tuple[int, int]], tuple[float, float]]]] = {}
+
+
+def _op(m11, m12, m21, m22, t1=0.0, t2=0.0):
+    return ((m11, m12), (m21, m22)), (t1, t2)
+
+
+_P2 = [_op(1, 0, 0, 1), _op(-1, 0, 0, -1)]
+_PMM = [*_P2, _op(-1, 0, 0, 1), _op(1, 0, 0, -1)]
+_P4 = [*_P2, _op(0, -1, 1, 0), _op(0, 1, -1, 0)]
+_P3 = [_op(1, 0, 0, 1), _op(0, -1, 1, -1), _op(-1, 1, -1, 0)]
+_P6 = [*_P3, _op(-1, 0, 0, -1), _op(0, 1, -1, 1), _op(1, -1, 1, 0)]
+_M3_1 = [_op(0, -1, -1, 0), _op(-1, 1, 0, 1), _op(1, 0, 1, -1)]  # mirrors of p3m1
+_M31 = [_op(0, 1, 1, 0), _op(1, -1, 0, -1), _op(-1, 0, -1, 1)]  # mirrors of p31m
+
+_ops = {
+    "p1": [_op(1, 0, 0, 1)],
+    "p2": _P2,
+    "pm": [_op(1, 0, 0, 1), _op(-1, 0, 0, 1)],
+    "pg": [_op(1, 0, 0, 1), _op(-1, 0, 0, 1, 0.0, 0.5)],
+    "cm": [_op(1, 0, 0, 1), _op(-1, 0, 0, 1)],
+    "pmm": _PMM,
+    "pmg": [*_P2, _op(-1, 0, 0, 1, 0.5, 0.0), _op(1, 0, 0, -1, 0.5, 0.0)],
+    "pgg": [*_P2, _op(-1, 0, 0, 1, 0.5, 0.5), _op(1, 0, 0, -1, 0.5, 0.5)],
+    "cmm": _PMM,
+    "p4": _P4,
+    "p4m": [*_P4, _op(-1, 0, 0, 1), _op(1, 0, 0, -1), _op(0, 1, 1, 0), _op(0, -1, -1, 0)],
+    "p4g": [
+        *_P4,
+        _op(-1, 0, 0, 1, 0.5, 0.5),
+        _op(1, 0, 0, -1, 0.5, 0.5),
+        _op(0, 1, 1, 0, 0.5, 0.5),
+        _op(0, -1, -1, 0, 0.5, 0.5),
+    ],
+    "p3": _P3,
+    "p3m1": [*_P3, *_M3_1],
+    "p31m": [*_P3, *_M31],
+    "p6": _P6,
+    "p6m": [*_P6, *_M3_1, *_M31],
+}
+
+# Lattice types a pattern of each group can sit on. A group of lower symmetry may
+# sit on a lattice of higher metric symmetry (p1 and p2 on every lattice type).
+_lattices = {
+    "p1": LATTICES,
+    "p2": LATTICES,
+    "pm": ("rectangular", "square"),
+    "pg": ("rectangular", "square"),
+    "cm": ("centred", "square", "hexagonal"),
+    "pmm": ("rectangular", "square"),
+    "pmg": ("rectangular", "square"),
+    "pgg": ("rectangular", "square"),
+    "cmm": ("centred", "square", "hexagonal"),
+    "p4": ("square",),
+    "p4m": ("square",),
+    "p4g": ("square",),
+    "p3": ("hexagonal",),
+    "p3m1": ("hexagonal",),
+    "p31m": ("hexagonal",),
+    "p6": ("hexagonal",),
+    "p6m": ("hexagonal",),
+}
+
+# The cell family the ITA setting of each group is written in.
+_family = {
+    "p1": "oblique",
+    "p2": "oblique",
+    **dict.fromkeys(("pm", "pg", "pmm", "pmg", "pgg"), "rectangular"),
+    **dict.fromkeys(("cm", "cmm"), "centred"),
+    **dict.fromkeys(("p4", "p4m", "p4g"), "square"),
+    **dict.fromkeys(("p3", "p3m1", "p31m", "p6", "p6m"), "hexagonal"),
+}
+
+
+@dataclass(frozen=True)
+class PlaneGroup:
+    """One plane group.
+
+    Attributes
+    ----------
+    name : str
+        Hermann-Mauguin short symbol, e.g. ``"p4g"``.
+    label : int
+        Index in :data:`GROUPS`.
+    family : str
+        Cell family of the ITA setting (``oblique``, ``rectangular``, ``centred``,
+        ``square`` or ``hexagonal``).
+    lattices : tuple of str
+        Lattice types a pattern of this group can sit on.
+    linear : ndarray of int, shape (k, 2, 2)
+        Linear parts of the coset representatives, centring included.
+    translation : ndarray of float, shape (k, 2)
+        Their translations, in conventional cell units.
+    """
+
+    name: str
+    label: int
+    family: str
+    lattices: tuple[str, ...]
+    linear: np.ndarray
+    translation: np.ndarray
+
+    @property
+    def order(self) -> int:
+        """Number of operations per conventional cell (the orbit size)."""
+        return len(self.linear)
+
+    @property
+    def centred(self) -> bool:
+        return self.family == "centred"
+
+    @property
+    def hexagonal(self) -> bool:
+        return self.family == "hexagonal"
+
+
+@cache
+def get_group(group: str | int) -> PlaneGroup:
+    """Return the :class:`PlaneGroup` for a name or label.
+
+    Parameters
+    ----------
+    group : str or int
+        A name from :data:`GROUPS` or its index.
+
+    Examples
+    --------
+    >>> get_group("p4m").order
+    8
+    >>> get_group(8).name, get_group("cmm").order
+    ('cmm', 8)
+    """
+    if isinstance(group, (int, np.integer)) and not isinstance(group, bool):
+        if not 0 <= int(group) < len(GROUPS):
+            raise ValueError(f"group label must be in 0..16, got {group!r}")
+        name = GROUPS[int(group)]
+    elif isinstance(group, str) and group in _ops:
+        name = group
+    else:
+        raise ValueError(f"group must be one of the 17 wallpaper groups {GROUPS}, got {group!r}")
+    ops = list(_ops[name])
+    if _family[name] == "centred":
+        ops += [(m, ((t[0] + 0.5) % 1.0, (t[1] + 0.5) % 1.0)) for m, t in ops]
+    linear = np.array([m for m, _ in ops], dtype=np.int64)
+    translation = np.array([t for _, t in ops], dtype=np.float64)
+    linear.setflags(write=False)
+    translation.setflags(write=False)
+    return PlaneGroup(name, GROUPS.index(name), _family[name], _lattices[name], linear, translation)
+
+
+def group_lattices(group: str | int) -> tuple[str, ...]:
+    """Lattice types a pattern of ``group`` can sit on (see :data:`LATTICES`)."""
+    return get_group(group).lattices
+
+
+def holohedry(family: str) -> np.ndarray:
+    """Integer matrices of the lattice point symmetry, in the family's ITA basis.
+
+    Used to look for accidental extra symmetry of a motif (a p2 motif that also
+    happens to be mirror symmetric would be mislabelled).
+    """
+    if family in ("oblique",):
+        mats = [op[0] for op in _P2]
+    elif family in ("rectangular", "centred"):
+        mats = [op[0] for op in _PMM]
+    elif family == "square":
+        mats = [op[0] for op in _ops["p4m"]]
+    elif family == "hexagonal":
+        mats = [op[0] for op in _ops["p6m"]]
+    else:
+        raise ValueError(f"family must be one of {LATTICES}, got {family!r}")
+    return np.array(mats, dtype=np.int64)

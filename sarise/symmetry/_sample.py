@@ -1,0 +1,351 @@
+"""Wallpaper images: one random pattern (:func:`render`) or the deterministic
+``index``-th image of a dataset split (:func:`sample`)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sarise.config import MOTIF_SOURCES, SPLITS, SymmetryConfig
+from sarise.symmetry._groups import GROUPS, PlaneGroup, get_group
+from sarise.symmetry._lattice import Lattice, sample_lattice
+from sarise.symmetry._motifs import atoms_motif, field_motif, natural_motif
+from sarise.symmetry._render import interpolate, render_raster, self_similarity, symmetrise
+
+__all__ = ["WallpaperImage", "render", "sample", "sample_seed"]
+
+_MAX_ATTEMPTS = 50
+
+
+@dataclass(frozen=True, eq=False)
+class WallpaperImage:
+    """A rendered wallpaper pattern and everything needed to reproduce or check it.
+
+    Attributes
+    ----------
+    image : ndarray, shape (size, size), float32
+        The image in [0, 1], augmentations included.
+    label, group : int, str
+        Plane group id (index in :data:`GROUPS`) and name.
+    lattice : str
+        Lattice type, one of :data:`LATTICES`.
+    basis : ndarray, shape (2, 2)
+        Cell vectors in pixels (columns ``a1, a2``; ``(x, y)`` = (column, row)),
+        rotation included, in the ITA basis of the group (conventional cell for cm, cmm).
+    origin : ndarray, shape (2,)
+        Pixel position ``(x, y)`` of the cell origin of the ITA setting.
+    rotation : float
+        Lattice orientation in degrees.
+    phase : ndarray, shape (2,)
+        Fractional cell coordinates of the pixel ``(0, 0)`` shift: ``origin = -basis @ phase``.
+    motif_source : str
+        ``natural``, ``field`` or ``atoms``.
+    motif_id : int
+        Natural image id, or the random seed of the field or atom set.
+    seed : int
+        Seed of the random stream the image was drawn from.
+    noise, blur, scan_lines : float
+        Strength of each augmentation (0 when not applied). Blur acts on the continuous
+        pattern and keeps the symmetry exact (:meth:`pattern` includes it); scan lines
+        and noise are raster artefacts, as in a real scan.
+    rejected : int
+        Motifs rejected (too little contrast or accidental extra symmetry) before this one.
+    """
+
+    image: np.ndarray
+    label: int
+    group: str
+    lattice: str
+    basis: np.ndarray
+    origin: np.ndarray
+    rotation: float
+    phase: np.ndarray
+    motif_source: str
+    motif_id: int
+    seed: int
+    noise: float = 0.0
+    blur: float = 0.0
+    scan_lines: float = 0.0
+    rejected: int = 0
+    _raster: np.ndarray = field(default=None, repr=False)
+    _scale: tuple[float, float] = field(default=(0.0, 1.0), repr=False)
+
+    def pattern(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The exact pattern (blur included, no raster artefacts) at any pixel
+        coordinates ``(x, y)`` = (column, row), scaled as :attr:`image`.
+
+        At integer pixel centres it matches ``image[y, x]`` when neither noise nor
+        scan lines were applied.
+        """
+        v = interpolate(
+            self._raster,
+            x,
+            y,
+            inv_basis=np.linalg.inv(self.basis),
+            phase=self.phase,
+            hexagonal=get_group(self.group).hexagonal,
+        )
+        return (v - self._scale[0]) * self._scale[1]
+
+
+def sample_seed(seed: int, split: str, index: int) -> int:
+    """The 64-bit seed of image ``index`` of ``split`` (independent of any other image)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if index < 0:
+        raise ValueError(f"index must be >= 0, got {index}")
+    ss = np.random.SeedSequence([int(seed), SPLITS.index(split), int(index)])
+    return int(ss.generate_state(1, dtype=np.uint64)[0])
+
+
+def sample(
+    index: int,
+    *,
+    seed: int = 0,
+    split: str = "train",
+    config: SymmetryConfig | None = None,
+    augment: bool = True,
+) -> WallpaperImage:
+    """The ``index``-th image of a split, the same bit for bit in any process or order.
+
+    The group is ``index % 17``, so any 17 consecutive indices hold one image of each
+    group; lattice types and motif sources cycle in turn so that each is balanced too.
+
+    Parameters
+    ----------
+    index : int
+        Image index in the split (>= 0); training can draw any number on the fly.
+    seed : int, optional
+        Dataset seed.
+    split : {'train', 'val', 'test'}, optional
+        Natural-image motifs come from the split's own images, and random seeds are
+        drawn per split, so no motif source is shared between splits.
+    config : SymmetryConfig, optional
+        Generator settings; defaults to ``SymmetryConfig()``.
+    augment : bool, optional
+        Apply the configured augmentations.
+
+    Returns
+    -------
+    WallpaperImage
+    """
+    config = config or SymmetryConfig()
+    group = get_group(index % len(GROUPS))
+    r = index // len(GROUPS)
+    lattice = group.lattices[r % len(group.lattices)]
+    sources = config.motif_sources
+    motif = sources[(r // len(group.lattices)) % len(sources)]
+    stream = sample_seed(seed, split, index)
+    rng = np.random.Generator(np.random.PCG64(stream))
+    return _draw(group, lattice, motif, rng, stream, config, split, augment)
+
+
+def render(
+    group: str | int,
+    size: int | None = None,
+    *,
+    lattice: str | None = None,
+    motif: str | None = None,
+    rng: np.random.Generator | int | None = None,
+    config: SymmetryConfig | None = None,
+    split: str = "train",
+    augment: bool = False,
+) -> WallpaperImage:
+    """Render one random wallpaper pattern of ``group``.
+
+    Parameters
+    ----------
+    group : str or int
+        Group name or label.
+    size : int, optional
+        Image edge in pixels; defaults to ``config.size``.
+    lattice : str, optional
+        Lattice type; drawn from the group's lattices if None.
+    motif : {'natural', 'field', 'atoms'}, optional
+        Motif source; drawn from ``config.motif_sources`` if None.
+    rng : numpy.random.Generator or int, optional
+        Source of randomness, or a seed.
+    config : SymmetryConfig, optional
+        Generator settings.
+    split : str, optional
+        Which split's natural images to use.
+    augment : bool, optional
+        Apply the configured augmentations (off by default: an exact pattern).
+
+    Examples
+    --------
+    >>> im = render("p4", 32, rng=0)
+    >>> bool(np.allclose(im.image, np.rot90(im.image, 0)))
+    True
+    """
+    config = config or SymmetryConfig()
+    if size is not None:
+        config = config.model_copy(update={"size": int(size)})
+    g = get_group(group)
+    if isinstance(rng, np.random.Generator):
+        stream = int(rng.integers(2**63))
+    else:
+        stream = int(np.random.SeedSequence(rng).generate_state(1, dtype=np.uint64)[0])
+    gen = np.random.Generator(np.random.PCG64(stream))
+    if lattice is None:
+        lattice = g.lattices[int(gen.integers(len(g.lattices)))]
+    if motif is None:
+        motif = config.motif_sources[int(gen.integers(len(config.motif_sources)))]
+    if motif not in MOTIF_SOURCES:
+        raise ValueError(f"motif must be one of {MOTIF_SOURCES}, got {motif!r}")
+    return _draw(g, lattice, motif, gen, stream, config, split, augment)
+
+
+def _cos_sin_deg(deg: float) -> tuple[float, float]:
+    rad = math.radians(deg)
+    return math.cos(rad), math.sin(rad)
+
+
+def _motif(
+    source: str, lat: Lattice, rng: np.random.Generator, config: SymmetryConfig, split: str
+) -> tuple[np.ndarray, int]:
+    n = config.cell_resolution
+    if source == "natural":
+        names = getattr(config.natural, split)
+        if not names:
+            raise ValueError(f"natural motifs are enabled but natural.{split} lists no image")
+        return natural_motif(names, n, rng, crop=config.natural.crop)
+    motif_seed = int(rng.integers(2**63))
+    sub = np.random.Generator(np.random.PCG64(motif_seed))
+    if source == "field":
+        f = field_motif(n, sub, lat.metric, scale=config.field.scale, sharpen=config.field.sharpen)
+    else:
+        a = config.atoms
+        f = atoms_motif(
+            n, sub, lat.metric,
+            species=a.species, count=a.count, radius=a.radius, elongation=a.elongation,
+        )  # fmt: skip
+    return f, motif_seed
+
+
+def _draw(
+    group: PlaneGroup,
+    lattice: str,
+    source: str,
+    rng: np.random.Generator,
+    stream: int,
+    config: SymmetryConfig,
+    split: str,
+    augment: bool,
+) -> WallpaperImage:
+    lat = sample_lattice(
+        group,
+        lattice,
+        rng,
+        cell_px=config.cell_px,
+        aspect=config.aspect,
+        oblique_angle=config.oblique_angle,
+        tol=config.metric_tolerance,
+    )
+    for rejected in range(_MAX_ATTEMPTS):
+        motif, motif_id = _motif(source, lat, rng, config, split)
+        std = motif.std()
+        if std < 1e-6:
+            continue
+        raster = symmetrise((motif - motif.mean()) / std, group)
+        if raster.std() * math.sqrt(group.order) < config.min_contrast:
+            continue
+        if self_similarity(raster, group, lat.setting) > config.max_self_similarity:
+            continue
+        break
+    else:
+        raise RuntimeError(
+            f"no usable {source} motif for {group.name} on a {lattice} lattice in "
+            f"{_MAX_ATTEMPTS} attempts (seed {stream}); lower min_contrast or widen the motif ranges"
+        )
+
+    aug = config.augment
+    noise = blur = lines = 0.0
+    if augment and rng.random() < aug.blur.p:
+        blur = _between(rng, aug.blur.range)
+        raster = symmetrise(blur_raster(raster, lat.basis, blur), group)
+
+    rotation = 360.0 * rng.random() if config.rotate else 0.0
+    c, s = _cos_sin_deg(rotation)
+    basis = np.array([[c, -s], [s, c]]) @ lat.basis
+    phase = rng.random(2)
+    origin = -(basis @ phase)
+    size = config.size
+    clean = render_raster(
+        raster,
+        (size, size),
+        inv_basis=np.linalg.inv(basis),
+        phase=phase,
+        hexagonal=group.hexagonal,
+    )
+
+    img = clean
+    if augment:
+        spread = float(clean.std())
+        if rng.random() < aug.scan_lines.p:
+            lines = _between(rng, aug.scan_lines.range)
+            img = img + _scan_line_offsets(rng, size, lines * spread)[:, None]
+        if rng.random() < aug.noise.p:
+            noise = _between(rng, aug.noise.range)
+            img = img + (noise * spread) * rng.standard_normal((size, size), dtype=np.float32)
+    lo, hi = float(clean.min()), float(clean.max())
+    if augment and img is not clean:
+        lo, hi = float(img.min()), float(img.max())
+    scale = 1.0 / (hi - lo) if hi > lo else 1.0
+    image = ((img - lo) * scale).astype(np.float32)
+    return WallpaperImage(
+        image=image,
+        label=group.label,
+        group=group.name,
+        lattice=lattice,
+        basis=basis,
+        origin=origin,
+        rotation=rotation,
+        phase=phase,
+        motif_source=source,
+        motif_id=motif_id,
+        seed=stream,
+        noise=noise,
+        blur=blur,
+        scan_lines=lines,
+        rejected=rejected,
+        _raster=raster,
+        _scale=(lo, scale),
+    )
+
+
+def _between(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return bounds[0] + (bounds[1] - bounds[0]) * rng.random()
+
+
+def blur_raster(raster: np.ndarray, basis: np.ndarray, sigma: float) -> np.ndarray:
+    """Blur the periodic pattern of a cell raster by an isotropic kernel of ``sigma`` pixels.
+
+    The kernel acts on the continuous pattern (transfer ``(1 + x / 8) ** -8`` with
+    ``x = 2 pi^2 sigma^2 |nu|^2``, a Gaussian's to within a few percent, computed
+    without transcendental functions), so it commutes with every isometry: the
+    symmetry is kept.
+    """
+    n = raster.shape[0]
+    h = (np.fft.fftfreq(n) * n)[:, None]
+    k = (np.fft.rfftfreq(n) * n)[None, :]
+    ginv = np.linalg.inv(basis.T @ basis)
+    nu2 = ginv[0, 0] * h * h + 2.0 * ginv[0, 1] * h * k + ginv[1, 1] * k * k
+    x = 1.0 + (2.0 * math.pi**2 * sigma * sigma / 8.0) * nu2
+    x2 = x * x
+    x4 = x2 * x2
+    return np.fft.irfft2(np.fft.rfft2(raster) / (x4 * x4), s=(n, n))
+
+
+def _scan_line_offsets(rng: np.random.Generator, n: int, amplitude: float) -> np.ndarray:
+    """Line-to-line offsets of a raster scan: independent jitter plus a slow drift and
+    a few steps (tip changes)."""
+    jitter = rng.standard_normal(n)
+    drift = np.cumsum(rng.standard_normal(n)) / math.sqrt(n)
+    steps = np.zeros(n)
+    for row in rng.integers(n, size=int(rng.integers(0, 4))):
+        steps[row:] += rng.standard_normal()
+    return amplitude * (0.6 * jitter + 0.3 * drift + 0.5 * steps)
+
