@@ -35,7 +35,9 @@ class ConfigError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, use_attribute_docstrings=True
+    )
 
 
 Range = Annotated[tuple[float, float], Field(description="[low, high], inclusive")]
@@ -63,12 +65,14 @@ class Probability(_Model):
 class AugmentConfig(_Model):
     """Artefacts added after rendering. They never change the group label."""
 
-    noise: Probability = Probability(p=0.5, range=(0.02, 0.15))
+    noise: Probability = Field(default_factory=lambda: Probability(p=0.5, range=(0.02, 0.15)))
     """Additive Gaussian noise, sigma relative to the image's standard deviation."""
-    blur: Probability = Probability(p=0.3, range=(0.5, 1.5))
+    blur: Probability = Field(default_factory=lambda: Probability(p=0.3, range=(0.5, 1.5)))
     """Isotropic blur (probe resolution), sigma in pixels. Applied to the continuous
     pattern, so it keeps the symmetry exact."""
-    scan_lines: Probability = Probability(p=0.3, range=(0.02, 0.2))
+    scan_lines: Probability = Field(
+        default_factory=lambda: Probability(p=0.3, range=(0.02, 0.2))
+    )
     """Per-line offsets (random walk plus jumps), relative to the image's standard deviation."""
 
 
@@ -165,10 +169,10 @@ class SymmetryConfig(_Model):
     """Reject a motif whose symmetrised standard deviation, times sqrt(orbit size), is below this."""
     max_self_similarity: float = Field(0.97, gt=0.0, le=1.0)
     """Reject a motif whose correlation with a lattice operation its group lacks exceeds this."""
-    natural: NaturalConfig = NaturalConfig()
-    field: FieldConfig = FieldConfig()
-    atoms: AtomsConfig = AtomsConfig()
-    augment: AugmentConfig = AugmentConfig()
+    natural: NaturalConfig = Field(default_factory=NaturalConfig)
+    field: FieldConfig = Field(default_factory=FieldConfig)
+    atoms: AtomsConfig = Field(default_factory=AtomsConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     chunk: int = Field(64, ge=1)
     """Images per Zarr chunk (and per unit of parallel work)."""
     dtype: Literal["float32", "float16"] = "float32"
@@ -195,7 +199,7 @@ class SarisConfig(_Model):
 
     run: str = Field("demo", pattern=r"^[A-Za-z0-9_.-]+$")
     """Run name: outputs go to ``results/<run>/``."""
-    symmetry: SymmetryConfig = SymmetryConfig()
+    symmetry: SymmetryConfig = Field(default_factory=SymmetryConfig)
 
 
 def _format_error(err: ValidationError, source: str) -> str:
@@ -258,4 +262,5 @@ def load_config(source: str | Path | dict[str, Any] | None = None, **overrides: 
 
 def config_schema() -> dict[str, Any]:
     """JSON schema of :class:`SarisConfig`, for ``snakemake.utils.validate``."""
-    return SarisConfig.model_json_schema()
+    schema = SarisConfig.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

@@ -7,7 +7,7 @@
 'p4m'
 """
 
-# from sarise.symmetry._dataset import generate, open_split, write_preview, write_split
+from sarise.symmetry._dataset import generate, open_split, write_preview, write_split
 from sarise.symmetry._groups import GROUPS, LATTICES, PlaneGroup, get_group, group_lattices
 from sarise.symmetry._render import interpolate, symmetrise
 from sarise.symmetry._sample import WallpaperImage, render, sample, sample_seed

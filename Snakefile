@@ -1,0 +1,20 @@
+# sarise: the whole DAG. Stages live in workflow/rules/, one file each.
+from snakemake.utils import min_version, validate
+
+min_version("8.20")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, schema="workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/symmetry.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

@@ -1,0 +1,3 @@
+from sarise.cli import main
+
+main()
