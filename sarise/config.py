@@ -167,7 +167,7 @@ class SymmetryConfig(_Model):
     """Samples per cell edge of the motif raster (a power of two)."""
     min_contrast: float = Field(0.25, ge=0.0)
     """Reject a motif whose symmetrised standard deviation, times sqrt(orbit size), is below this."""
-    max_self_similarity: float = Field(0.97, gt=0.0, le=1.0)
+    max_self_similarity: float = Field(0.9, gt=0.0, le=1.0)
     """Reject a motif whose correlation with a lattice operation its group lacks exceeds this."""
     natural: NaturalConfig = Field(default_factory=NaturalConfig)
     field: FieldConfig = Field(default_factory=FieldConfig)

@@ -152,7 +152,6 @@ class PlaneGroup:
         return self.family == "hexagonal"
 
 
-@cache
 def get_group(group: str | int) -> PlaneGroup:
     """Return the :class:`PlaneGroup` for a name or label.
 
@@ -176,6 +175,11 @@ def get_group(group: str | int) -> PlaneGroup:
         name = group
     else:
         raise ValueError(f"group must be one of the 17 wallpaper groups {GROUPS}, got {group!r}")
+    return _build(name)
+
+
+@cache
+def _build(name: str) -> PlaneGroup:
     ops = list(_ops[name])
     if _family[name] == "centred":
         ops += [(m, ((t[0] + 0.5) % 1.0, (t[1] + 0.5) % 1.0)) for m, t in ops]

@@ -39,7 +39,7 @@ class Lattice:
     def metric(self) -> np.ndarray:
         """Metric tensor ``B.T @ B`` scaled to unit primitive-cell area."""
         g = self.basis.T @ self.basis
-        area = abs(np.linalg.det(self.basis)) / (2.0 if self.setting == "centred" else 1.0)
+        area = abs(np.linalg.det(self.basis)) / (2.0 if self.setting.startswith("centred") else 1.0)
         return g / area
 
 
@@ -141,11 +141,12 @@ def sample_lattice(
             r = _aspect(rng, *aspect, tol, avoid=(_SQRT3,))
         elif rng.random() < 0.5:
             r = 1.0 / r
-        basis, setting = _cell(1.0, r, 90.0), "centred"
+        basis = _cell(1.0, r, 90.0)
+        setting = "centred_square" if r == 1.0 else "centred"
     elif family == "square":
         basis, setting = _cell(1.0, 1.0, 90.0), "square"
     else:
         basis, setting = _cell(1.0, 1.0, 120.0), "hexagonal"
-    area = abs(np.linalg.det(basis)) / (2.0 if setting == "centred" else 1.0)
+    area = abs(np.linalg.det(basis)) / (2.0 if setting.startswith("centred") else 1.0)
     basis = basis * (size / math.sqrt(area))
     return Lattice(kind=kind, setting=setting, basis=basis)

@@ -85,7 +85,11 @@ def _check_resolution(n: int) -> None:
 
 
 def _setting_matrices(setting: str) -> np.ndarray:
-    family = {"centred": "rectangular", "rhombic": None}.get(setting, setting)
+    # Lattice point symmetries that are integer matrices in the setting's basis (the
+    # hexagonal metric of a centred cell adds 3-fold axes that are not: not searched).
+    family = {"centred": "rectangular", "centred_square": "square", "rhombic": None}.get(
+        setting, setting
+    )
     if family is None:  # rhombic primitive cell: mirrors swap a1 and a2
         return np.array([[[1, 0], [0, 1]], [[-1, 0], [0, -1]], [[0, 1], [1, 0]], [[0, -1], [-1, 0]]])
     return holohedry(family)

@@ -111,7 +111,8 @@ def sample(
     """The ``index``-th image of a split, the same bit for bit in any process or order.
 
     The group is ``index % 17``, so any 17 consecutive indices hold one image of each
-    group; lattice types and motif sources cycle in turn so that each is balanced too.
+    group; within a group, lattice types and motif sources cycle so that each is
+    balanced (to within one image) and every pairing of the two occurs.
 
     Parameters
     ----------
@@ -134,9 +135,11 @@ def sample(
     config = config or SymmetryConfig()
     group = get_group(index % len(GROUPS))
     r = index // len(GROUPS)
-    lattice = group.lattices[r % len(group.lattices)]
-    sources = config.motif_sources
-    motif = sources[(r // len(group.lattices)) % len(sources)]
+    n_lat, sources = len(group.lattices), config.motif_sources
+    # Lattices cycle; sources cycle too, shifted by one after every lcm(n_lat, n_src)
+    # images, so every (lattice, source) pair comes up and both stay balanced.
+    lattice = group.lattices[r % n_lat]
+    motif = sources[(r + r // math.lcm(n_lat, len(sources))) % len(sources)]
     stream = sample_seed(seed, split, index)
     rng = np.random.Generator(np.random.PCG64(stream))
     return _draw(group, lattice, motif, rng, stream, config, split, augment)

@@ -1,0 +1,46 @@
+# The README's two commands: `make demo` and `make test`. Everything else supports them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Torch goes in first from its CPU wheel, and is repeated in the second install so that
+# nothing pulls a newer torch with gigabytes of CUDA packages.
+TORCH ?= torch==2.13.0
+EXTRAS ?= dev,readers,viewer
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: demo test install system lint benchmark clean
+
+demo: install  ## Run the embedded demo end to end through Snakemake (results/demo/)
+	$(BIN)/snakemake --profile profiles/default
+
+test: install  ## Install if needed, then run the whole test suite
+	$(BIN)/python -m pytest
+
+install: $(STAMP)  ## Create $(VENV) with sarise and its extras
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || $(MAKE) system
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]" $(TORCH)
+	touch $@
+
+system:  ## Debian packages a fresh machine lacks (run as root)
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		python3 python3-venv python3-pip
+
+lint: install  ## Static checks: ruff, snakefmt, snakemake --lint
+	$(BIN)/ruff check sarise tests benchmarks
+	$(BIN)/ruff format --check sarise tests benchmarks
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint
+
+benchmark: install  ## Generator throughput table
+	$(BIN)/python benchmarks/bench_generate.py
+
+clean:
+	rm -rf results logs .snakemake .cache
