@@ -7,10 +7,12 @@ min_version("8.20")
 configfile: "config/config.yaml"
 
 
+include: "workflow/rules/common.smk"
+
+
 validate(config, schema="workflow/schemas/config.schema.yaml")
 
 
-include: "workflow/rules/common.smk"
 include: "workflow/rules/symmetry.smk"
 
 

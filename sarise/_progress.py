@@ -35,7 +35,11 @@ def progress(total: int, description: str, *, enabled: bool = True, logger: logg
     """Yield an object with ``advance(n)``; a rich bar when stderr is a terminal."""
     if enabled and sys.stderr.isatty():
         from rich.progress import (
-            BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
             TimeRemainingColumn,
         )  # fmt: skip
 

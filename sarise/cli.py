@@ -73,7 +73,9 @@ def generate(
     per_group: Annotated[
         int | None, typer.Option(min=0, help="Override symmetry.per_group for the chosen splits.")
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace stores made with another config.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace stores made with another config.")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Generate labelled wallpaper-group images (exact symmetry, all 17 groups)."""
@@ -92,14 +94,18 @@ def generate(
         cfg = load_config(cfg.model_dump(mode="json"), **{"symmetry.per_group": counts})
     for s in splits:
         if s not in SPLITS:
-            raise typer.BadParameter(f"must be one of {', '.join(SPLITS)}, got {s!r}", param_hint="--split")
+            raise typer.BadParameter(
+                f"must be one of {', '.join(SPLITS)}, got {s!r}", param_hint="--split"
+            )
     run(out, config=cfg, splits=splits, preview=preview, workers=workers, overwrite=overwrite,
         show_progress=progress)  # fmt: skip
 
 
 @app.command("config")
 def show_config(
-    path: Annotated[Path | None, typer.Argument(help="Run config YAML (defaults if omitted).")] = None,
+    path: Annotated[
+        Path | None, typer.Argument(help="Run config YAML (defaults if omitted).")
+    ] = None,
     schema: Annotated[bool, typer.Option(help="Print the JSON schema instead.")] = False,
 ) -> None:
     """Validate a run config and print it with every default filled in (YAML)."""
@@ -108,7 +114,9 @@ def show_config(
     from sarise.config import config_schema, load_config
 
     if schema:
-        typer.echo(yaml.safe_dump(json.loads(json.dumps(config_schema())), sort_keys=False), nl=False)
+        typer.echo(
+            yaml.safe_dump(json.loads(json.dumps(config_schema())), sort_keys=False), nl=False
+        )
         return
     cfg = load_config(path)
     typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), nl=False)

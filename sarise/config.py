@@ -16,8 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
-    "AugmentConfig",
     "AtomsConfig",
+    "AugmentConfig",
     "ConfigError",
     "FieldConfig",
     "NaturalConfig",
@@ -70,9 +70,7 @@ class AugmentConfig(_Model):
     blur: Probability = Field(default_factory=lambda: Probability(p=0.3, range=(0.5, 1.5)))
     """Isotropic blur (probe resolution), sigma in pixels. Applied to the continuous
     pattern, so it keeps the symmetry exact."""
-    scan_lines: Probability = Field(
-        default_factory=lambda: Probability(p=0.3, range=(0.02, 0.2))
-    )
+    scan_lines: Probability = Field(default_factory=lambda: Probability(p=0.3, range=(0.02, 0.2)))
     """Per-line offsets (random walk plus jumps), relative to the image's standard deviation."""
 
 

@@ -110,9 +110,7 @@ def sample_lattice(
     Lattice
     """
     if kind not in group.lattices:
-        raise ValueError(
-            f"lattice must be one of {group.lattices} for {group.name}, got {kind!r}"
-        )
+        raise ValueError(f"lattice must be one of {group.lattices} for {group.name}, got {kind!r}")
     size = _uniform(rng, *cell_px)
     family = group.family
     if family in ("oblique", "rectangular"):

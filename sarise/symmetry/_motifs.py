@@ -49,8 +49,8 @@ def natural_image(name: str) -> np.ndarray:
 
     Reads the file from scikit-image's installed data folder; nothing is fetched.
     """
-    from PIL import Image
     import skimage.data
+    from PIL import Image
 
     if name not in NATURAL_IMAGES:
         raise ValueError(f"natural image must be one of {sorted(NATURAL_IMAGES)}, got {name!r}")

@@ -91,7 +91,9 @@ def _setting_matrices(setting: str) -> np.ndarray:
         setting, setting
     )
     if family is None:  # rhombic primitive cell: mirrors swap a1 and a2
-        return np.array([[[1, 0], [0, 1]], [[-1, 0], [0, -1]], [[0, 1], [1, 0]], [[0, -1], [-1, 0]]])
+        return np.array(
+            [[[1, 0], [0, 1]], [[-1, 0], [0, -1]], [[0, 1], [1, 0]], [[0, -1], [-1, 0]]]
+        )
     return holohedry(family)
 
 
@@ -204,9 +206,7 @@ def _grid_kernel(flat, n, hexagonal, m, c, out):  # pragma: no cover - compiled
         y = float(i)
         for j in range(out.shape[1]):
             x = float(j)
-            out[i, j] = _value(
-                flat, n, hexagonal, m00 * x + m01 * y + c0, m10 * x + m11 * y + c1
-            )
+            out[i, j] = _value(flat, n, hexagonal, m00 * x + m01 * y + c0, m10 * x + m11 * y + c1)
 
 
 def _affine(inv_basis: np.ndarray, phase: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -247,7 +247,7 @@ def _draw(
         oblique_angle=config.oblique_angle,
         tol=config.metric_tolerance,
     )
-    for rejected in range(_MAX_ATTEMPTS):
+    for rejected in range(_MAX_ATTEMPTS):  # noqa: B007 - the count is kept
         motif, motif_id = _motif(source, lat, rng, config, split)
         std = motif.std()
         if std < 1e-6:
@@ -351,4 +351,3 @@ def _scan_line_offsets(rng: np.random.Generator, n: int, amplitude: float) -> np
     for row in rng.integers(n, size=int(rng.integers(0, 4))):
         steps[row:] += rng.standard_normal()
     return amplitude * (0.6 * jitter + 0.3 * drift + 0.5 * steps)
-

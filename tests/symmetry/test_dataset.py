@@ -7,10 +7,20 @@ import zarr
 
 from sarise.config import MOTIF_SOURCES, SymmetryConfig
 from sarise.errors import SariseError
-from sarise.symmetry import GROUPS, LATTICES, generate, open_split, sample, write_preview, write_split
-from sarise.symmetry import _dataset
+from sarise.symmetry import (
+    GROUPS,
+    LATTICES,
+    _dataset,
+    generate,
+    open_split,
+    sample,
+    write_preview,
+    write_split,
+)
 
-CFG = SymmetryConfig(size=32, cell_px=(8.0, 14.0), per_group={"train": 3, "val": 2, "test": 2}, chunk=10)
+CFG = SymmetryConfig(
+    size=32, cell_px=(8.0, 14.0), per_group={"train": 3, "val": 2, "test": 2}, chunk=10
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +70,9 @@ def test_splits_are_disjoint_by_motif_source(splits):
     seen = {}
     for split in ("train", "val", "test"):
         ds = open_split(splits / f"{split}.zarr")
-        sources = set(zip(ds.motif_source.values.tolist(), ds.motif_id.values.tolist()))
+        sources = set(
+            zip(ds.motif_source.values.tolist(), ds.motif_id.values.tolist(), strict=False)
+        )
         for other, theirs in seen.items():
             assert not sources & theirs, (split, other)
         seen[split] = sources

@@ -18,12 +18,15 @@ def test_group_order_and_ids():
 @pytest.mark.parametrize("name", GROUPS)
 def test_operations_form_a_group_modulo_lattice(name):
     g = get_group(name)
-    ops = {(tuple(m.ravel()), tuple(np.round(t % 1, 9))) for m, t in zip(g.linear, g.translation)}
+    ops = {
+        (tuple(m.ravel()), tuple(np.round(t % 1, 9)))
+        for m, t in zip(g.linear, g.translation, strict=False)
+    }
     assert len(ops) == g.order
     assert ((1, 0, 0, 1), (0.0, 0.0)) in ops
-    for m1, t1 in zip(g.linear, g.translation):
+    for m1, t1 in zip(g.linear, g.translation, strict=False):
         assert round(abs(np.linalg.det(m1))) == 1
-        for m2, t2 in zip(g.linear, g.translation):
+        for m2, t2 in zip(g.linear, g.translation, strict=False):
             m, t = m1 @ m2, (m1 @ t2 + t1) % 1
             assert (tuple(m.ravel()), tuple(np.round(t, 9) % 1)) in ops
 

@@ -110,7 +110,9 @@ def test_interpolant_passes_through_the_raster():
     raster = np.random.default_rng(1).random((16, 16))
     i, j = np.meshgrid(np.arange(16), np.arange(16), indexing="ij")
     for hexagonal in (False, True):
-        v = interpolate(raster, i, j, inv_basis=np.eye(2) / 16, phase=np.zeros(2), hexagonal=hexagonal)
+        v = interpolate(
+            raster, i, j, inv_basis=np.eye(2) / 16, phase=np.zeros(2), hexagonal=hexagonal
+        )
         np.testing.assert_allclose(v, raster, rtol=0, atol=1e-12)
         v = interpolate(
             raster, i + 16 * 3, j - 16 * 5, inv_basis=np.eye(2) / 16, phase=np.zeros(2),
@@ -131,7 +133,12 @@ def test_accidental_extra_symmetry_is_detected():
     assert self_similarity(symmetrise(motif, "p4m"), p4, "square") > 0.99
     assert self_similarity(symmetrise(motif, "p4"), p4, "square") < 0.8
     # a p1 pattern with a 2-fold axis somewhere, and a p4g pattern that is really p4m
-    assert self_similarity(np.roll(symmetrise(motif, "p2"), (5, 9), axis=(0, 1)), get_group("p1"), "oblique") > 0.99
+    assert (
+        self_similarity(
+            np.roll(symmetrise(motif, "p2"), (5, 9), axis=(0, 1)), get_group("p1"), "oblique"
+        )
+        > 0.99
+    )
     assert self_similarity(symmetrise(motif, "p4g"), get_group("p4g"), "square") < 0.8
     assert self_similarity(symmetrise(motif, "p4m"), get_group("p4g"), "square") > 0.99
     shifted = symmetrise(symmetrise(motif, "p4g"), "p4m")  # p4g and p4m: a smaller cell

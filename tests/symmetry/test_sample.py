@@ -87,7 +87,9 @@ def test_augmentations_are_recorded_and_optional():
     assert (clean.noise, clean.blur, clean.scan_lines) == (0.0, 0.0, 0.0)
     yy, xx = np.mgrid[0:48, 0:48]
     np.testing.assert_allclose(clean.pattern(xx, yy), clean.image, atol=1e-6)
-    assert np.abs(im.pattern(xx, yy) - im.image).mean() > 0.01  # noise and lines are raster artefacts
+    assert (
+        np.abs(im.pattern(xx, yy) - im.image).mean() > 0.01
+    )  # noise and lines are raster artefacts
 
 
 def test_render_arguments_are_checked():

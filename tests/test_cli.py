@@ -1,0 +1,56 @@
+import subprocess
+
+import pytest
+
+from sarise.symmetry import open_split
+
+
+def run(args, env, **kw):
+    return subprocess.run(["sarise", *args], capture_output=True, text=True, env=env, **kw)
+
+
+def test_help_lists_only_real_verbs(cli_env):
+    out = run(["--help"], cli_env)
+    assert out.returncode == 0
+    verbs = {
+        line.split()[1]
+        for line in out.stdout.splitlines()
+        if line.startswith("│ ") and len(line.split()) > 2
+    }
+    assert {"generate", "config"} <= verbs
+    assert run(["--version"], cli_env).stdout.startswith("sarise ")
+
+
+@pytest.mark.integration
+def test_generate(tmp_path, cli_env):
+    out = run(
+        ["--log-level", "warning", "generate", str(tmp_path / "sym"), "--size", "64",
+         "--per-group", "1", "--split", "val", "--preview", str(tmp_path / "p.png"), "--no-progress"],
+        cli_env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert open_split(tmp_path / "sym" / "val.zarr").sizes["image"] == 17
+    assert not (tmp_path / "sym" / "train.zarr").exists()
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_errors_are_one_line(tmp_path, cli_env):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("symmetry: {size: 64, cell_px: [10, 200]}\n")
+    out = run(["generate", str(tmp_path / "x"), "--config", str(bad)], cli_env)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        f"sarise: error: invalid config {bad}: symmetry: cell_px must satisfy "
+        "2.0 <= low <= high <= 64.0, got [10.0, 200.0]"
+    ]
+    debug = run(["--debug", "generate", str(tmp_path / "x"), "--config", str(bad)], cli_env)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    usage = run(["generate", "--split", "everything"], cli_env)
+    assert usage.returncode == 2 and "must be one of train, val, test" in usage.stderr
+
+
+def test_config_verb(tmp_path, cli_env):
+    out = run(["config"], cli_env)
+    assert out.returncode == 0 and "cell_resolution: 64" in out.stdout
+    schema = run(["config", "--schema"], cli_env)
+    assert schema.returncode == 0 and "$schema" in schema.stdout

@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sarise.config import ConfigError, SarisConfig, config_schema, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_and_demo_config_are_valid():
+    assert load_config() == SarisConfig()
+    demo = load_config(ROOT / "config" / "config.yaml")
+    assert demo.run == "demo" and demo.symmetry.size == 128
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ({"symmetry.sise": 3}, r"symmetry\.sise: Extra inputs are not permitted"),
+        ({"symmetry.size": 8}, r"symmetry\.size: .*greater than or equal to 16"),
+        ({"symmetry.cell_px": [50, 10]}, r"symmetry: cell_px must satisfy"),
+        ({"symmetry.cell_resolution": 48}, r"cell_resolution must be a power of two"),
+        ({"symmetry.motif_sources": ["field", "noise"]}, r"symmetry\.motif_sources\.1"),
+        ({"symmetry.natural.val": ["camera"]}, r"'camera' is in both train and val"),
+        ({"symmetry.natural.test": ["lena"]}, r"unknown natural image 'lena'"),
+        ({"symmetry.augment.noise.p": 2}, r"symmetry\.augment\.noise\.p"),
+        ({"run": "a b"}, r"run: String should match pattern"),
+    ],
+)
+def test_bad_values_name_the_key(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, **override)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("symmetry: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    bad.write_text("- 1\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(bad)
+
+
+def test_committed_schema_is_generated_from_the_models():
+    committed = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert committed == config_schema(), (
+        "regenerate: sarise config --schema > workflow/schemas/config.schema.yaml"
+    )
+
+
+def _leaf_keys(schema, node, prefix=""):
+    if "$ref" in node:
+        node = schema["$defs"][node["$ref"].split("/")[-1]]
+    if "properties" not in node:
+        yield prefix.rstrip(".")
+    for name, sub in node.get("properties", {}).items():
+        yield from _leaf_keys(schema, sub, f"{prefix}{name}.")
+
+
+def test_every_key_is_documented():
+    doc = (ROOT / "config" / "README.md").read_text()
+    schema = config_schema()
+    for key in _leaf_keys(schema, schema):
+        leaf = key.removeprefix("symmetry.")
+        # a probability's p and range are documented with the augmentation they belong to
+        parent = leaf.rsplit(".", 1)[0]
+        assert f"`{leaf}`" in doc or (leaf.startswith("augment.") and f"`{parent}`" in doc), (
+            f"config key {key} is not documented in config/README.md"
+        )
