@@ -189,6 +189,10 @@ class SymmetryConfig(_Model):
         for split, n in self.per_group.items():
             if n < 0:
                 raise ValueError(f"per_group.{split} must be >= 0, got {n}")
+            if n and "natural" in self.motif_sources and not getattr(self.natural, split):
+                raise ValueError(
+                    f"natural.{split} lists no image but natural motifs are enabled for {split}"
+                )
         return self
 
 

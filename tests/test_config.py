@@ -26,6 +26,7 @@ def test_defaults_and_demo_config_are_valid():
         ({"symmetry.natural.test": ["lena"]}, r"unknown natural image 'lena'"),
         ({"symmetry.augment.noise.p": 2}, r"symmetry\.augment\.noise\.p"),
         ({"run": "a b"}, r"run: String should match pattern"),
+        ({"symmetry.natural.test": []}, r"natural\.test lists no image but natural motifs"),
     ],
 )
 def test_bad_values_name_the_key(override, match):

@@ -58,6 +58,18 @@ def _fingerprint(config: SymmetryConfig, split: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("numpy", "numba", "scipy", "zarr", "scikit-image", "pillow"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "missing"
+    return out
+
+
 def _n_images(config: SymmetryConfig, split: str) -> int:
     return len(GROUPS) * config.per_group.get(split, 0)
 
@@ -80,6 +92,7 @@ def _create(path: Path, config: SymmetryConfig, split: str, fingerprint: str) ->
             "generator": "sarise.symmetry",
             "generator_version": GENERATOR_VERSION,
             "sarise_version": __version__,
+            "versions": _versions(),
             "config": config.model_dump(mode="json"),
             "fingerprint": fingerprint,
             "complete": False,

@@ -39,7 +39,8 @@ class WallpaperImage:
     rotation : float
         Lattice orientation in degrees.
     phase : ndarray, shape (2,)
-        Fractional cell coordinates of the pixel ``(0, 0)`` shift: ``origin = -basis @ phase``.
+        Fractional cell coordinates of pixel ``(0, 0)``; the ITA origin is at
+        ``origin = -basis @ phase``.
     motif_source : str
         ``natural``, ``field`` or ``atoms``.
     motif_id : int
@@ -179,8 +180,16 @@ def render(
 
     Examples
     --------
-    >>> im = render("p4", 32, rng=0)
-    >>> bool(np.allclose(im.image, np.rot90(im.image, 0)))
+    >>> im = render("p4", 128, lattice="square", rng=0)
+    >>> im.image.shape, im.group, im.lattice
+    ((128, 128), 'p4', 'square')
+
+    The pattern is unchanged by a quarter turn about the cell origin:
+
+    >>> x = np.array([3.0, 40.5]); y = np.array([7.0, -12.25])
+    >>> a = np.array([[0.0, -1.0], [1.0, 0.0]])
+    >>> turned = im.origin[:, None] + a @ (np.stack([x, y]) - im.origin[:, None])
+    >>> bool(np.allclose(im.pattern(*turned), im.pattern(x, y), rtol=0, atol=1e-12))
     True
     """
     config = config or SymmetryConfig()
