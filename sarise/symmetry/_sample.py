@@ -193,8 +193,10 @@ def render(
     True
     """
     config = config or SymmetryConfig()
-    if size is not None:
-        config = config.model_copy(update={"size": int(size)})
+    if size is not None:  # validated again: the cell size must fit the image
+        config = SymmetryConfig.model_validate({**config.model_dump(), "size": int(size)})
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     g = get_group(group)
     if isinstance(rng, np.random.Generator):
         stream = int(rng.integers(2**63))

@@ -136,3 +136,18 @@ def test_preview(tmp_path):
 def test_nothing_to_do_is_an_error():
     with pytest.raises(ValueError, match="nothing to do"):
         generate(None, config=CFG)
+
+
+def test_float16_store(tmp_path):
+    cfg = CFG.model_copy(update={"dtype": "float16", "per_group": {"test": 1}})
+    path = write_split(tmp_path, "test", cfg, workers=1, show_progress=False)
+    ds = open_split(path)
+    assert ds.images.dtype == np.float16
+    assert np.array_equal(
+        ds.images[5].values, sample(5, split="test", config=cfg).image.astype(np.float16)
+    )
+
+
+def test_open_split_rejects_other_folders(tmp_path):
+    with pytest.raises(SariseError, match="not a symmetry dataset store"):
+        open_split(tmp_path)

@@ -94,10 +94,14 @@ def test_augmentations_are_recorded_and_optional():
 
 def test_render_arguments_are_checked():
     with pytest.raises(ValueError, match="lattice must be one of"):
-        render("p4", 32, lattice="hexagonal")
+        render("p4", 32, lattice="hexagonal", config=SMALL)
     with pytest.raises(ValueError, match="motif must be one of"):
-        render("p4", 32, motif="noise")
-    im = render(3, 32, lattice="square", motif="atoms", rng=np.random.default_rng(0))
+        render("p4", 32, motif="noise", config=SMALL)
+    with pytest.raises(ValueError, match="split must be one of"):
+        render("p4", 32, split="validation", config=SMALL)
+    with pytest.raises(ValueError, match="cell_px must satisfy"):
+        render("p4", 16)  # default cells do not fit a 16 px image
+    im = render(3, 32, lattice="square", motif="atoms", rng=np.random.default_rng(0), config=SMALL)
     assert (im.group, im.lattice, im.motif_source) == ("pg", "square", "atoms")
 
 
