@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 # Torch goes in first from its CPU wheel, and is repeated in the second install so that
 # nothing pulls a newer torch with gigabytes of CUDA packages.
 TORCH ?= torch==2.13.0
+# Where no local CPU wheel is configured for pip, point it at PyTorch's CPU index:
+#   make test TORCH_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_ARGS ?=
 EXTRAS ?= dev,readers,viewer
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -24,8 +27,8 @@ install: $(STAMP)  ## Create $(VENV) with sarise and its extras
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || $(MAKE) system
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]" $(TORCH)
+	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) $(TORCH)
+	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) -e ".[$(EXTRAS)]" $(TORCH)
 	touch $@
 
 system:  ## Debian packages a fresh machine lacks (run as root)

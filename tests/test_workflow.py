@@ -64,3 +64,6 @@ def test_demo_runs_end_to_end_and_reruns_are_no_ops(cli_env, workdir):
     assert "wrote results/demo/symmetry/train.zarr" in log
     again = snakemake(args, cli_env)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    report = snakemake([*args, "--report", str(work / "report.html")], cli_env)
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert "preview.png" in (work / "report.html").read_text(errors="replace")
