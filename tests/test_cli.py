@@ -1,4 +1,5 @@
 import subprocess
+import sys
 
 import pytest
 
@@ -54,3 +55,11 @@ def test_config_verb(tmp_path, cli_env):
     assert out.returncode == 0 and "cell_resolution: 64" in out.stdout
     schema = run(["config", "--schema"], cli_env)
     assert schema.returncode == 0 and "$schema" in schema.stdout
+
+
+def test_help_does_not_load_the_heavy_stack(cli_env):
+    code = "import sys, sarise.cli; print(sorted(m for m in ('numba', 'scipy', 'zarr', 'torch') if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env, check=True
+    )
+    assert out.stdout.strip() == "[]"
