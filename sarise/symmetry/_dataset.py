@@ -394,6 +394,8 @@ def generate(
     dict
         What was written, by split name (and ``"preview"``).
     """
+    if out is None and preview is None:
+        raise ValueError("nothing to do: give an output folder, a preview path, or both")
     if isinstance(config, SymmetryConfig):
         sym = config
     elif isinstance(config, SarisConfig):
@@ -408,6 +410,4 @@ def generate(
             )
     if preview is not None:
         written["preview"] = write_preview(preview, sym)
-    if out is None and preview is None:
-        raise ValueError("nothing to do: give an output folder, a preview path, or both")
     return written

@@ -5,7 +5,7 @@ A pattern is built in two exact steps:
 1. A periodic motif raster ``f`` on the unit cell (``n x n`` samples at
    fractional coordinates ``k / n``) is symmetrised by summing it over the group's
    orbit. Every operation of a plane group, in the conventional fractional basis,
-   is an integer matrix plus a translation of 0 or 1/2, so for even ``n`` it maps
+   is an integer matrix plus a translation of 0 or 1/2, so for ``n`` a power of two it maps
    raster points onto raster points: the orbit sum is an index gather. The motif
    is quantised to integers first (2**40 levels, exact in float64), so each orbit
    sum is exact in any order and the raster is invariant bit for bit.
@@ -32,7 +32,14 @@ from sarise.symmetry._groups import PlaneGroup, get_group, holohedry
 
 _QUANTUM = float(2**40)  # motif levels; 12 terms of 2**40 stay exact in float64
 
-__all__ = ["interpolate", "orbit_index", "render_raster", "self_similarity", "symmetrise"]
+__all__ = [
+    "blur_raster",
+    "interpolate",
+    "orbit_index",
+    "render_raster",
+    "self_similarity",
+    "symmetrise",
+]
 
 
 @cache
@@ -77,6 +84,25 @@ def symmetrise(motif: np.ndarray, group: str | PlaneGroup) -> np.ndarray:
     scale = _QUANTUM / max(float(np.abs(motif).max()), 1e-300)
     q = np.rint(motif * scale)
     return (q.ravel()[idx].sum(axis=1) / (scale * idx.shape[1])).reshape(n, n)
+
+
+def blur_raster(raster: np.ndarray, basis: np.ndarray, sigma: float) -> np.ndarray:
+    """Blur the periodic pattern of a cell raster by an isotropic kernel of ``sigma`` pixels.
+
+    The kernel acts on the continuous pattern (transfer ``(1 + x / 8) ** -8`` with
+    ``x = 2 pi^2 sigma^2 |nu|^2``, a Gaussian's to within a few percent, computed
+    without transcendental functions), so it commutes with every isometry: the
+    symmetry is kept.
+    """
+    n = raster.shape[0]
+    h = (np.fft.fftfreq(n) * n)[:, None]
+    k = (np.fft.rfftfreq(n) * n)[None, :]
+    ginv = np.linalg.inv(basis.T @ basis)
+    nu2 = ginv[0, 0] * h * h + 2.0 * ginv[0, 1] * h * k + ginv[1, 1] * k * k
+    x = 1.0 + (2.0 * math.pi**2 * sigma * sigma / 8.0) * nu2
+    x2 = x * x
+    x4 = x2 * x2
+    return np.fft.irfft2(np.fft.rfft2(raster) / (x4 * x4), s=(n, n))
 
 
 def _check_resolution(n: int) -> None:

@@ -12,7 +12,13 @@ from sarise.config import MOTIF_SOURCES, SPLITS, SymmetryConfig
 from sarise.symmetry._groups import GROUPS, PlaneGroup, get_group
 from sarise.symmetry._lattice import Lattice, sample_lattice
 from sarise.symmetry._motifs import atoms_motif, field_motif, natural_motif
-from sarise.symmetry._render import interpolate, render_raster, self_similarity, symmetrise
+from sarise.symmetry._render import (
+    blur_raster,
+    interpolate,
+    render_raster,
+    self_similarity,
+    symmetrise,
+)
 
 __all__ = ["WallpaperImage", "render", "sample", "sample_seed"]
 
@@ -332,25 +338,6 @@ def _draw(
 
 def _between(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     return bounds[0] + (bounds[1] - bounds[0]) * rng.random()
-
-
-def blur_raster(raster: np.ndarray, basis: np.ndarray, sigma: float) -> np.ndarray:
-    """Blur the periodic pattern of a cell raster by an isotropic kernel of ``sigma`` pixels.
-
-    The kernel acts on the continuous pattern (transfer ``(1 + x / 8) ** -8`` with
-    ``x = 2 pi^2 sigma^2 |nu|^2``, a Gaussian's to within a few percent, computed
-    without transcendental functions), so it commutes with every isometry: the
-    symmetry is kept.
-    """
-    n = raster.shape[0]
-    h = (np.fft.fftfreq(n) * n)[:, None]
-    k = (np.fft.rfftfreq(n) * n)[None, :]
-    ginv = np.linalg.inv(basis.T @ basis)
-    nu2 = ginv[0, 0] * h * h + 2.0 * ginv[0, 1] * h * k + ginv[1, 1] * k * k
-    x = 1.0 + (2.0 * math.pi**2 * sigma * sigma / 8.0) * nu2
-    x2 = x * x
-    x4 = x2 * x2
-    return np.fft.irfft2(np.fft.rfft2(raster) / (x4 * x4), s=(n, n))
 
 
 def _scan_line_offsets(rng: np.random.Generator, n: int, amplitude: float) -> np.ndarray:
