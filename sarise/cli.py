@@ -122,6 +122,88 @@ def show_config(
     typer.echo(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), nl=False)
 
 
+@app.command("train")
+def train_cmd(
+    out: Annotated[Path, typer.Argument(help="Run folder: checkpoints, metrics.csv, model.ckpt.")],
+    config: ConfigOpt = None,
+    val: Annotated[
+        Path | None, typer.Option(help="val.zarr from `sarise generate` (validation per epoch).")
+    ] = None,
+    accelerator: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
+    devices: Annotated[
+        int | None,
+        typer.Option(min=1, help="Local processes (ignored under srun or mpirun: one per task)."),
+    ] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Override train.steps.")] = None,
+    restart: Annotated[bool, typer.Option(help="Ignore checkpoints in OUT; start again.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")] = True,
+) -> None:
+    """Train the symmetry classifier on wallpaper images generated on the fly (resumes)."""
+    from sarise.config import load_config
+    from sarise.train import train
+
+    overrides = {"train.steps": steps} if steps else {}
+    if accelerator not in ("auto", "cpu", "gpu"):
+        raise typer.BadParameter(f"must be auto, cpu or gpu, got {accelerator!r}",
+                                 param_hint="--accelerator")  # fmt: skip
+    train(load_config(config, **overrides), out, val=val, accelerator=accelerator,
+          devices=devices, restart=restart, show_progress=None if progress else False)  # fmt: skip
+
+
+@app.command("export")
+def export_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="A .ckpt from `sarise train`.")],
+    out: Annotated[
+        Path, typer.Argument(help="Weights file to write (.safetensors; .json beside).")
+    ],
+    dtype: Annotated[str, typer.Option(help="float32, float16 or bfloat16.")] = "float32",
+) -> None:
+    """Export inference weights as safetensors + JSON (what extraction loads; no pickle)."""
+    from sarise.models import export_model
+
+    path = export_model(checkpoint, out, dtype=dtype)
+    typer.echo(f"wrote {path} and {path.with_suffix('.json')}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    out: Annotated[Path, typer.Argument(help="Folder for report.{json,md} and confusion PNGs.")],
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="A .safetensors model or .ckpt (default: shipped)."),
+    ] = None,
+    config: ConfigOpt = None,
+    test: Annotated[Path | None, typer.Option(help="test.zarr from `sarise generate`.")] = None,
+    folder: Annotated[
+        Path | None, typer.Option(help="Labelled images laid out as <group>/<image file>.")
+    ] = None,
+    tile: Annotated[
+        bool, typer.Option(help="Tile folder images at native resolution instead of cropping.")
+    ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only these of test, ood, noise, invariance (repeatable)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Evaluate a classifier: test split, unseen motif sources, noise, invariance, your images."""
+    from sarise.config import load_config
+    from sarise.evaluate import evaluate
+
+    cfg = load_config(config)
+    report = evaluate(model, out, test=test, folder=folder, folder_mode="tile" if tile else "crop",
+                      config=cfg.evaluate, sets=only or ("test", "ood", "noise", "invariance"),
+                      show_progress=progress)  # fmt: skip
+    for name, s in report["sets"].items():
+        typer.echo(f"{name:>14}  {s['accuracy']:.4f}  (n={s['n']})")
+    if "invariance" in report:
+        typer.echo(f"{'invariance':>14}  {report['invariance']['mean_cosine']:.4f}  (mean cosine)")
+    errors = report["sets"].get("folder", {}).get("errors")
+    if errors:
+        typer.echo(f"sarise: error: {len(errors)} file(s) could not be evaluated", err=True)
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console entry point: errors are one clear line unless ``--debug``."""
     from sarise.config import ConfigError

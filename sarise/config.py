@@ -196,12 +196,78 @@ class SymmetryConfig(_Model):
         return self
 
 
+class ModelConfig(_Model):
+    """The classifier network (plain-torch ResNet)."""
+
+    arch: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
+    width: int = Field(64, ge=4, le=256)
+    """Channels of the first stage (64 is the standard ResNet; the pooled feature vector has
+    ``8 * width`` entries, times 4 for resnet50)."""
+    in_chans: int = Field(1, ge=1, le=16)
+    """Input channels (1 for a single microscope channel)."""
+
+
+class TrainConfig(_Model):
+    """Training the symmetry classifier (``sarise train``) on images generated on the fly."""
+
+    seed: int = Field(0, ge=0)
+    """Seed of the weight initialisation (the data follow ``symmetry.seed``)."""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    steps: int = Field(20000, ge=1)
+    """Optimiser steps in total (the run length; a resumed run ends at the same step)."""
+    steps_per_epoch: int = Field(1000, ge=1)
+    """Steps between validations and checkpoints (the unit a killed run resumes from)."""
+    batch_size: int = Field(256, ge=1)
+    """Global batch (all processes together); must divide by the number of processes."""
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    lr: float = Field(2e-3, gt=0.0)
+    """Peak learning rate."""
+    weight_decay: float = Field(0.05, ge=0.0)
+    schedule: Literal["onecycle", "cosine"] = "onecycle"
+    warmup: float = Field(0.05, ge=0.0, lt=1.0)
+    """Fraction of the steps spent warming the learning rate up."""
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    sync_batchnorm: bool = False
+    """Synchronise BatchNorm statistics across processes (exact DDP equivalence, slower)."""
+    channels_last: bool = True
+    compile: bool = False
+    """``torch.compile`` the network (GPU runs; slow to start)."""
+    precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
+    """``auto``: bf16 autocast on GPU, float32 on CPU."""
+    workers: int = Field(2, ge=0)
+    """Data-loader processes per training process generating images."""
+    threads: int = Field(0, ge=0)
+    """torch threads per process on CPU (0: cores divided by the local processes)."""
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.steps_per_epoch > self.steps:
+            raise ValueError(
+                f"steps_per_epoch ({self.steps_per_epoch}) is larger than steps ({self.steps})"
+            )
+        return self
+
+
+class EvaluateConfig(_Model):
+    """Evaluating a classifier (``sarise evaluate``)."""
+
+    ood_per_group: int = Field(64, ge=0)
+    """Images per group of each out-of-distribution set (motif sources never trained on)."""
+    noise: tuple[float, ...] = (0.1, 0.3)
+    """Standard deviations of additive Gaussian noise on [0, 1] test images."""
+    invariance_per_group: int = Field(16, ge=0)
+    """Patterns per group rendered at two orientations and phases for embedding invariance."""
+    batch_size: int = Field(64, ge=1)
+
+
 class SarisConfig(_Model):
     """The whole run configuration (one YAML file)."""
 
     run: str = Field("demo", pattern=r"^[A-Za-z0-9_.-]+$")
     """Run name: outputs go to ``results/<run>/``."""
     symmetry: SymmetryConfig = Field(default_factory=SymmetryConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
 
 def _format_error(err: ValidationError, source: str) -> str:

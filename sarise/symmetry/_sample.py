@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -95,6 +95,37 @@ class WallpaperImage:
             hexagonal=get_group(self.group).hexagonal,
         )
         return (v - self._scale[0]) * self._scale[1]
+
+    def transformed(self, rotation: float, phase) -> WallpaperImage:
+        """The same pattern (same cell, motif and blur) rendered exactly at another
+        lattice orientation (degrees) and phase, without noise or scan lines.
+
+        Nothing is resampled from this image's raster: the motif is rendered afresh, so
+        the result is what the generator would have drawn with that orientation and phase.
+        """
+        c, s = _cos_sin_deg(rotation - self.rotation)
+        basis = np.array([[c, -s], [s, c]]) @ self.basis
+        phase = np.asarray(phase, dtype=np.float64).reshape(2)
+        clean = render_raster(
+            self._raster,
+            self.image.shape,
+            inv_basis=np.linalg.inv(basis),
+            phase=phase,
+            hexagonal=get_group(self.group).hexagonal,
+        )
+        lo, hi = float(clean.min()), float(clean.max())
+        scale = 1.0 / (hi - lo) if hi > lo else 1.0
+        return replace(
+            self,
+            image=((clean - lo) * scale).astype(np.float32),
+            basis=basis,
+            origin=-(basis @ phase),
+            rotation=float(rotation),
+            phase=phase,
+            noise=0.0,
+            scan_lines=0.0,
+            _scale=(lo, scale),
+        )
 
 
 def sample_seed(seed: int, split: str, index: int) -> int:

@@ -1,0 +1,437 @@
+"""``sarise evaluate``: how well a classifier tells the 17 wallpaper groups apart.
+
+Sets, each with accuracy, per-group accuracy and a confusion matrix:
+
+- ``test``: the held-out test split (``test.zarr``, or generated like it);
+- ``ood-<source>``: motif sources the model never saw in training (e.g. atoms);
+- ``noise-<sigma>``: the test images plus Gaussian noise of that sigma on [0, 1];
+- ``folder``: a user's labelled images laid out as ``<group>/<image file>``.
+
+Embedding invariance: the mean cosine similarity of the features of a pattern and of the
+same pattern rendered exactly at another orientation and phase, per group.
+Results go to ``report.json``, ``report.md`` and ``confusion-<set>.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sarise._progress import progress
+from sarise._version import __version__
+from sarise.config import MOTIF_SOURCES, EvaluateConfig, SymmetryConfig
+from sarise.errors import SariseError
+from sarise.models.data import standardize
+from sarise.models.export import load_model
+
+__all__ = ["IMAGE_SUFFIXES", "evaluate", "predict", "read_labelled_folder"]
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, images: np.ndarray, batch_size: int = 64):
+    """Logits and features of images ``[n, H, W]`` or ``[n, C, H, W]`` (any scale).
+
+    Each image is standardised (zero mean, unit variance) as in training.
+    """
+    device = next(model.parameters()).device
+    logits, feats = [], []
+    for i in range(0, len(images), batch_size):
+        x = torch.from_numpy(standardize(np.asarray(images[i : i + batch_size])))
+        if x.ndim == 3:
+            x = x[:, None]
+        if x.shape[1] != model.in_chans:
+            if x.shape[1] != 1:
+                raise SariseError(f"images have {x.shape[1]} channels, the model {model.in_chans}")
+            x = x.expand(-1, model.in_chans, -1, -1)
+        lg, f = model(x.to(device))
+        logits.append(lg.float().cpu().numpy())
+        feats.append(f.float().cpu().numpy())
+    if not logits:
+        return np.zeros((0, model.num_classes), np.float32), np.zeros(
+            (0, model.num_features), np.float32
+        )
+    return np.concatenate(logits), np.concatenate(feats)
+
+
+def _scores(labels: np.ndarray, logits: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    n = len(classes)
+    pred = logits.argmax(1)
+    cm = np.bincount(labels * n + pred, minlength=n * n).reshape(n, n)
+    per = {
+        c: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, c in enumerate(classes)
+    }
+    return {"n": len(labels), "accuracy": float((pred == labels).mean()) if len(labels) else None,
+            "per_group": per, "confusion": cm.tolist()}  # fmt: skip
+
+
+def _generated(config: SymmetryConfig, per_group: int, split: str = "test"):
+    from sarise.symmetry import sample
+
+    n = 17 * per_group
+    images = np.empty((n, config.size, config.size), np.float32)
+    labels = np.empty(n, np.int64)
+    for i in range(n):
+        im = sample(i, seed=config.seed, split=split, config=config)
+        images[i], labels[i] = im.image, im.label
+    return images, labels
+
+
+def _read_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import zarr
+
+    if not (path / "zarr.json").exists():
+        raise SariseError(f"{path} is not a symmetry dataset store (no zarr.json)")
+    g = zarr.open_group(path, mode="r")
+    return np.asarray(g["images"][:], np.float32), np.asarray(g["label"][:], np.int64)
+
+
+def read_labelled_folder(
+    folder: str | Path, size: int, classes: list[str], *, mode: str = "crop"
+) -> tuple[list[np.ndarray], np.ndarray, list[str], list[tuple[str, str]]]:
+    """Read ``<folder>/<group>/<image>`` files as model inputs, never distorted.
+
+    Parameters
+    ----------
+    mode : {'crop', 'tile'}
+        ``crop``: the centred square of the shorter side, resampled isotropically to
+        ``size``. ``tile``: non-overlapping ``size`` tiles at native resolution (an image
+        smaller than ``size`` falls back to ``crop``); the prediction averages them.
+
+    Returns
+    -------
+    inputs : list of ndarray ``[k, size, size]`` (k tiles per image), labels, paths,
+    errors : list of (path, reason) for files that could not be used.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SariseError(f"{folder} is not a folder")
+    inputs, labels, paths, errors = [], [], [], []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if sub.name not in classes:
+            errors.append((str(sub), f"not a group name (one of {', '.join(classes)})"))
+            continue
+        for f in sorted(sub.rglob("*")):
+            if not f.is_file() or f.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                inputs.append(_image_tiles(_read_grey(f), size, mode))
+            except Exception as exc:  # one bad file never stops the evaluation
+                errors.append((str(f), str(exc) or type(exc).__name__))
+                continue
+            labels.append(classes.index(sub.name))
+            paths.append(str(f))
+    if not inputs:
+        raise SariseError(f"no readable labelled images under {folder} (<group>/<image file>)")
+    return inputs, np.asarray(labels, np.int64), paths, errors
+
+
+def _read_grey(path: Path) -> np.ndarray:
+    if path.suffix.lower() in (".tif", ".tiff"):
+        try:
+            import tifffile
+
+            a = np.asarray(tifffile.imread(path))
+        except ImportError:
+            a = None
+        if a is not None:
+            a = np.squeeze(a).astype(np.float64)
+            if a.ndim == 3:
+                a = a.mean(axis=-1) if a.shape[-1] in (3, 4) else a[0]
+            return _unit(a, path)
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode in ("I", "I;16", "F", "L"):
+            a = np.asarray(im, dtype=np.float64)
+        else:
+            a = np.asarray(im.convert("RGB"), dtype=np.float64).mean(axis=-1)
+    return _unit(a, path)
+
+
+def _unit(a: np.ndarray, path: Path) -> np.ndarray:
+    if a.ndim != 2:
+        raise SariseError(f"{path}: expected a 2-D image, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        a = np.nan_to_num(a, nan=np.nanmean(a))
+    lo, hi = float(a.min()), float(a.max())
+    if hi <= lo:
+        raise SariseError(f"{path}: the image is constant")
+    return ((a - lo) / (hi - lo)).astype(np.float32)
+
+
+def _image_tiles(a: np.ndarray, size: int, mode: str) -> np.ndarray:
+    h, w = a.shape
+    if mode == "tile" and min(h, w) >= size:
+        ty, tx = h // size, w // size
+        y0, x0 = (h - ty * size) // 2, (w - tx * size) // 2
+        a = a[y0 : y0 + ty * size, x0 : x0 + tx * size]
+        return a.reshape(ty, size, tx, size).swapaxes(1, 2).reshape(-1, size, size)
+    side = min(h, w)
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    a = a[y0 : y0 + side, x0 : x0 + side]
+    if side != size:
+        from skimage.transform import resize
+
+        a = resize(a, (size, size), order=1, anti_aliasing=side > size, preserve_range=True)
+    return a[None].astype(np.float32)
+
+
+def _invariance(model, config: SymmetryConfig, per_group: int, classes, batch: int, seed: int):
+    from sarise.symmetry import sample
+
+    rng = np.random.default_rng([seed, 17])
+    a, b, labels = [], [], []
+    for i in range(17 * per_group):
+        im = sample(i, seed=config.seed, split="test", config=config, augment=False)
+        other = im.transformed(rng.uniform(0.0, 360.0), rng.random(2))
+        a.append(im.image)
+        b.append(other.image)
+        labels.append(im.label)
+    labels = np.asarray(labels)
+    la, fa = predict(model, np.stack(a), batch)
+    lb, fb = predict(model, np.stack(b), batch)
+    cos = (fa * fb).sum(1) / (np.linalg.norm(fa, axis=1) * np.linalg.norm(fb, axis=1) + 1e-12)
+    agree = la.argmax(1) == lb.argmax(1)
+    return {
+        "n_pairs": len(labels),
+        "mean_cosine": float(cos.mean()),
+        "prediction_agreement": float(agree.mean()),
+        "per_group": {
+            c: float(cos[labels == k].mean()) for k, c in enumerate(classes) if (labels == k).any()
+        },
+    }
+
+
+def _plot_confusion(cm: np.ndarray, classes: list[str], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5), dpi=110)
+    im = ax.imshow(rows, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
+                        color="black" if rows[i, j] > 0.5 else "white")  # fmt: skip
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true group")
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".partial.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def evaluate(
+    model_path: str | Path | None,
+    out: str | Path,
+    *,
+    test: str | Path | None = None,
+    folder: str | Path | None = None,
+    folder_mode: str = "crop",
+    config: EvaluateConfig | None = None,
+    test_per_group: int = 64,
+    sets: Iterable[str] = ("test", "ood", "noise", "invariance"),
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a model; write ``report.json``, ``report.md`` and confusion PNGs to ``out``.
+
+    Parameters
+    ----------
+    model_path : path or None
+        ``.safetensors`` (with its ``.json``) or a training ``.ckpt``; None for the
+        shipped model.
+    out : path
+        Folder for the report.
+    test : path, optional
+        ``test.zarr``; without it the test set is generated (``test_per_group`` per group)
+        with the generator settings the model was trained with.
+    folder : path, optional
+        Labelled images ``<group>/<image file>`` to evaluate as well.
+    config : EvaluateConfig, optional
+        Sizes of the OOD and invariance sets, noise levels, batch size.
+    sets : iterable of {'test', 'ood', 'noise', 'invariance'}
+        Which of the generated evaluations to run (``folder`` runs whenever given).
+
+    Returns
+    -------
+    dict
+        The report (as written to ``report.json``).
+    """
+    cfg = config or EvaluateConfig()
+    sets = set(sets)
+    unknown = sets - {"test", "ood", "noise", "invariance"}
+    if unknown:
+        raise SariseError(f"unknown evaluation sets {sorted(unknown)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    model, info = load_model(model_path)
+    classes = info["classes"]
+    trained = (info.get("trained") or {}).get("config") or {}
+    sym = SymmetryConfig.model_validate(trained.get("symmetry", {"size": info["image_size"]}))
+    if sym.size != info["image_size"]:
+        sym = sym.model_copy(update={"size": info["image_size"]})
+    report: dict[str, Any] = {
+        "model": str(model_path or "shipped"),
+        "sha256": info.get("sha256"),
+        "architecture": info["model"],
+        "image_size": info["image_size"],
+        "trained_motif_sources": list(sym.motif_sources),
+        "version": __version__,
+        "sets": {},
+    }
+
+    def run(name: str, images, labels, describe: str) -> None:
+        logits, _ = predict(model, images, cfg.batch_size)
+        res = _scores(labels, logits, classes)
+        res["description"] = describe
+        report["sets"][name] = res
+        _plot_confusion(np.asarray(res["confusion"]), classes,
+                        f"{name}: accuracy {res['accuracy']:.3f} (n={res['n']})",
+                        out / f"confusion-{name}.png")  # fmt: skip
+        logger.info("%s: accuracy %.4f on %d images", name, res["accuracy"], res["n"])
+
+    steps: list[tuple[str, Callable[[], None]]] = []
+    test_data: dict[str, np.ndarray] = {}
+
+    def load_test() -> None:
+        if test is not None:
+            test_data["x"], test_data["y"] = _read_split(Path(test))
+            where = f"{test}"
+        else:
+            test_data["x"], test_data["y"] = _generated(sym, test_per_group)
+            where = f"generated, {test_per_group} per group"
+        if test_data["x"].shape[-1] != info["image_size"]:
+            logger.warning("test images are %d px, the model was trained on %d px",
+                           test_data["x"].shape[-1], info["image_size"])  # fmt: skip
+        if "test" in sets:
+            run("test", test_data["x"], test_data["y"], f"held-out test split ({where})")
+
+    if sets & {"test", "noise"}:
+        steps.append(("test", load_test))
+    if "noise" in sets:
+        for sigma in cfg.noise:
+
+            def noisy(sigma=sigma) -> None:
+                rng = np.random.default_rng([int(sigma * 1e6), 29])
+                x = test_data["x"] + rng.normal(0.0, sigma, test_data["x"].shape).astype(np.float32)
+                run(f"noise-{sigma:g}", x, test_data["y"],
+                    f"test images plus Gaussian noise, sigma {sigma:g} on [0, 1]")  # fmt: skip
+
+            steps.append((f"noise-{sigma:g}", noisy))
+    if "ood" in sets and cfg.ood_per_group:
+        for source in MOTIF_SOURCES:
+            if source in sym.motif_sources:
+                continue
+
+            def ood(source=source) -> None:
+                c = sym.model_copy(update={"motif_sources": (source,)})
+                x, y = _generated(c, cfg.ood_per_group)
+                run(f"ood-{source}", x, y, f"{source} motifs, never seen in training")
+
+            steps.append((f"ood-{source}", ood))
+    if "invariance" in sets and cfg.invariance_per_group:
+
+        def inv() -> None:
+            report["invariance"] = _invariance(model, sym, cfg.invariance_per_group, classes,
+                                               cfg.batch_size, sym.seed)  # fmt: skip
+            logger.info("invariance: mean cosine %.4f", report["invariance"]["mean_cosine"])
+
+        steps.append(("invariance", inv))
+    if folder is not None:
+
+        def labelled() -> None:
+            inputs, labels, paths, errors = read_labelled_folder(
+                folder, info["image_size"], classes, mode=folder_mode
+            )
+            logits = np.stack([predict(model, t, cfg.batch_size)[0].mean(0) for t in inputs])
+            res = _scores(labels, logits, classes)
+            res["description"] = f"labelled images in {folder} ({folder_mode})"
+            res["files"] = [{"path": p, "label": classes[t], "predicted": classes[int(k)]}
+                            for p, t, k in zip(paths, labels, logits.argmax(1), strict=True)]  # fmt: skip
+            res["errors"] = [{"path": p, "reason": r} for p, r in errors]
+            for p, r in errors:
+                logger.error("%s: %s", p, r)
+            report["sets"]["folder"] = res
+            _plot_confusion(np.asarray(res["confusion"]), classes,
+                            f"folder: accuracy {res['accuracy']:.3f} (n={res['n']})",
+                            out / "confusion-folder.png")  # fmt: skip
+
+        steps.append(("folder", labelled))
+
+    with progress(len(steps), "evaluate", enabled=show_progress, logger=logger) as bar:
+        for _name, step in steps:
+            step()
+            bar.advance(1)
+    tmp = out / "report.json.partial"
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, out / "report.json")
+    (out / "report.md").write_text(render_markdown(report))
+    return report
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: a summary table, per-group accuracy, invariance."""
+    sets = report["sets"]
+    lines = [
+        "# Symmetry classifier evaluation",
+        "",
+        f"Model `{report['model']}` (sha256 `{(report.get('sha256') or '')[:16]}`), "
+        f"{report['architecture']['arch']} width {report['architecture']['width']}, "
+        f"{report['image_size']} px; trained on motif sources: "
+        f"{', '.join(report['trained_motif_sources'])}. sarise {report['version']}.",
+        "",
+        "| set | images | accuracy | what |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for name, s in sets.items():
+        lines.append(f"| {name} | {s['n']} | {s['accuracy']:.4f} | {s['description']} |")
+    if sets:
+        names = list(sets)
+        lines += ["", "## Per-group accuracy", "", "| group | " + " | ".join(names) + " |",
+                  "| --- |" + " ---: |" * len(names)]  # fmt: skip
+        groups = next(iter(sets.values()))["per_group"]
+        for g in groups:
+            cells = [sets[n]["per_group"].get(g) for n in names]
+            lines.append(
+                f"| {g} | " + " | ".join("" if c is None else f"{c:.3f}" for c in cells) + " |"
+            )
+    inv = report.get("invariance")
+    if inv:
+        lines += [
+            "",
+            "## Embedding invariance",
+            "",
+            f"Mean cosine similarity of the features of {inv['n_pairs']} patterns and of the same "
+            f"patterns rendered exactly at another orientation and phase: "
+            f"**{inv['mean_cosine']:.4f}**; the predicted group agrees for "
+            f"{inv['prediction_agreement']:.3f} of the pairs.",
+            "",
+            "| group | mean cosine |",
+            "| --- | ---: |",
+        ]
+        lines += [f"| {g} | {v:.4f} |" for g, v in inv["per_group"].items()]
+    if "folder" in sets and sets["folder"].get("errors"):
+        lines += ["", "## Files not evaluated", ""]
+        lines += [f"- `{e['path']}`: {e['reason']}" for e in sets["folder"]["errors"]]
+    lines += ["", "Confusion matrices: " + ", ".join(f"`confusion-{n}.png`" for n in sets), ""]
+    return "\n".join(lines)
