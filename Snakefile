@@ -16,6 +16,9 @@ validate(config, schema="workflow/schemas/config.schema.yaml")
 include: "workflow/rules/symmetry.smk"
 
 
+include: "workflow/rules/train.smk"
+
+
 rule all:
     default_target: True
     input:

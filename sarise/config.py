@@ -228,7 +228,7 @@ class TrainConfig(_Model):
     """Fraction of the steps spent warming the learning rate up."""
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     sync_batchnorm: bool = False
-    """Synchronise BatchNorm statistics across processes (exact DDP equivalence, slower)."""
+    """Synchronise BatchNorm statistics across GPU processes (slower; torch has none on CPU)."""
     channels_last: bool = True
     compile: bool = False
     """``torch.compile`` the network (GPU runs; slow to start)."""

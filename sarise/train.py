@@ -154,6 +154,8 @@ def train(
     precision = cfg.precision
     if precision == "auto":
         precision = "bf16-mixed" if accel == "gpu" else "32-true"
+    if cfg.sync_batchnorm and accel == "cpu" and world > 1:
+        raise SariseError("train.sync_batchnorm needs GPUs (torch has no SyncBatchNorm on CPU)")
     if accel == "cpu":
         torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // per_node))
 
@@ -204,7 +206,7 @@ def train(
         plugins=[plugin],
         precision=precision,
         max_steps=cfg.steps,
-        max_epochs=-(-cfg.steps // cfg.steps_per_epoch),
+        max_epochs=-1,  # the run length is max_steps
         sync_batchnorm=cfg.sync_batchnorm,
         deterministic=accel == "cpu",
         use_distributed_sampler=False,

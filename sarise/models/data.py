@@ -9,7 +9,7 @@ processes, loader workers or restarts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lightning as L
@@ -117,24 +117,38 @@ class SplitImages(Dataset):
 class StepSampler(Sampler[int]):
     """Global image indices of one epoch for one process.
 
-    Epoch ``e`` holds steps ``[e * steps, (e + 1) * steps)``; process ``rank`` of
-    ``world`` takes every ``world``-th index of each global batch, so its batches
-    (``batch // world`` images) together with the others' form the global batch.
+    An epoch is ``steps`` steps starting at step ``start_step()`` (read when iteration
+    begins: the trainer's global step, so a resumed run continues with the images the
+    uninterrupted run would have used), or at ``epoch * steps`` without it. Process
+    ``rank`` of ``world`` takes every ``world``-th index of each global batch, so its
+    batches (``batch // world`` images) together with the others' form the global batch.
 
     >>> list(StepSampler(steps=2, batch=4, rank=1, world=2))
     [1, 3, 5, 7]
+    >>> list(StepSampler(steps=1, batch=4, start_step=lambda: 3))
+    [12, 13, 14, 15]
     """
 
-    def __init__(self, steps: int, batch: int, rank: int = 0, world: int = 1, epoch: int = 0):
+    def __init__(
+        self,
+        steps: int,
+        batch: int,
+        rank: int = 0,
+        world: int = 1,
+        epoch: int = 0,
+        start_step: Callable[[], int] | None = None,
+    ):
         if batch % world:
             raise SariseError(f"the global batch {batch} does not divide by {world} processes")
         self.steps, self.batch, self.rank, self.world, self.epoch = steps, batch, rank, world, epoch
+        self.start_step = start_step
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
-        start = self.epoch * self.steps * self.batch
+        step = self.start_step() if self.start_step else self.epoch * self.steps
+        start = step * self.batch
         return iter(range(start + self.rank, start + self.steps * self.batch, self.world))
 
     def __len__(self) -> int:
@@ -205,7 +219,9 @@ class SymmetryDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         rank, world = self._world()
         cfg = self.train_cfg
-        sampler = StepSampler(cfg.steps_per_epoch, cfg.batch_size, rank, world)
+        trainer = self.trainer
+        sampler = StepSampler(cfg.steps_per_epoch, cfg.batch_size, rank, world,
+                              start_step=(lambda: trainer.global_step) if trainer else None)  # fmt: skip
         data = GeneratedImages(self.symmetry, "train", cfg.model.in_chans)
         return self._loader(data, sampler, cfg.batch_size // world)
 

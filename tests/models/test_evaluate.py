@@ -1,0 +1,88 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sarise.config import EvaluateConfig
+from sarise.errors import SariseError
+from sarise.evaluate import _image_tiles, evaluate, read_labelled_folder
+from sarise.symmetry import GROUPS, render
+
+
+@pytest.mark.slow
+def test_report_holds_every_set(tiny_model, tiny_splits, tmp_path):
+    _, model = tiny_model
+    cfg = EvaluateConfig(ood_per_group=2, invariance_per_group=1, noise=(0.1, 0.3))
+    report = evaluate(model, tmp_path, test=tiny_splits / "test.zarr", config=cfg,
+                      show_progress=False)  # fmt: skip
+    sets = report["sets"]
+    assert list(sets) == ["test", "noise-0.1", "noise-0.3", "ood-atoms"]
+    assert sets["test"]["n"] == 34 and sets["ood-atoms"]["n"] == 34
+    for s in sets.values():
+        cm = np.asarray(s["confusion"])
+        assert cm.shape == (17, 17) and cm.sum() == s["n"]
+        assert s["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+        assert set(s["per_group"]) == set(GROUPS)
+    inv = report["invariance"]
+    assert inv["n_pairs"] == 17 and -1 <= inv["mean_cosine"] <= 1
+    assert set(inv["per_group"]) == set(GROUPS)
+    assert json.loads((tmp_path / "report.json").read_text()) == report
+    md = (tmp_path / "report.md").read_text()
+    assert "| ood-atoms | 34 |" in md and "Embedding invariance" in md
+    for name in sets:
+        with Image.open(tmp_path / f"confusion-{name}.png") as im:
+            assert im.size[0] > 500
+
+
+def _write(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+@pytest.mark.slow
+def test_labelled_folder_with_bad_files(tiny_model, tmp_path, cli_env):
+    _, model = tiny_model
+    root = tmp_path / "mine"
+    for g in ("p4", "p6", "cm"):
+        im = render(g, 80, rng=3).image
+        _write(root / g / "grey.png", (im * 255).astype(np.uint8))
+        _write(root / g / "rgb.png", np.repeat((im[:, :60, None] * 255).astype(np.uint8), 3, 2))
+    (root / "p4" / "broken.png").write_bytes(b"not a png")
+    _write(root / "p9" / "x.png", np.zeros((8, 8), np.uint8))
+    res = subprocess.run(
+        [sys.executable, "-m", "sarise.cli", "evaluate", str(tmp_path / "out"), "--model", str(model),
+         "--folder", str(root), "--only", "test", "--no-progress"],
+        env=cli_env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    assert "2 file(s) could not be evaluated" in res.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    folder = report["sets"]["folder"]
+    assert folder["n"] == 6
+    assert {f["label"] for f in folder["files"]} == {"p4", "p6", "cm"}
+    reasons = {e["path"].split("/")[-1]: e["reason"] for e in folder["errors"]}
+    assert "broken.png" in reasons and "not a group name" in reasons["p9"]
+
+
+def test_images_are_cropped_or_tiled_never_distorted():
+    a = np.arange(100 * 160, dtype=np.float32).reshape(100, 160)
+    crop = _image_tiles(a, 100, "crop")
+    assert crop.shape == (1, 100, 100)
+    np.testing.assert_array_equal(crop[0], a[:, 30:130])  # the centred square, as is
+    tiles = _image_tiles(a, 50, "tile")
+    assert tiles.shape == (6, 50, 50)  # 2 x 3 tiles at native resolution
+    np.testing.assert_array_equal(tiles[0], a[0:50, 5:55])
+    np.testing.assert_array_equal(tiles[5], a[50:100, 105:155])
+    small = _image_tiles(a, 200, "tile")  # too small to tile: square crop, scaled
+    assert small.shape == (1, 200, 200)
+
+
+def test_folder_without_images_is_an_error(tmp_path):
+    (tmp_path / "p1").mkdir()
+    with pytest.raises(SariseError, match="no readable labelled images"):
+        read_labelled_folder(tmp_path, 32, list(GROUPS))
+    with pytest.raises(SariseError, match="is not a folder"):
+        read_labelled_folder(tmp_path / "nope", 32, list(GROUPS))

@@ -1,0 +1,88 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sarise.errors import SariseError
+from sarise.models import export_model, load_model, read_info
+from sarise.models.data import standardize
+from sarise.train import load_checkpoint
+
+
+def _module_logits(ckpt, x):
+    from sarise.models import SymmetryClassifier
+
+    module = SymmetryClassifier.load_from_checkpoint(ckpt, weights_only=True).eval()
+    with torch.no_grad():
+        return module(x)
+
+
+def test_exported_model_reproduces_the_checkpoint(tiny_model):
+    ckpt, path = tiny_model
+    info = read_info(path)
+    assert info["format"] == "sarise-model/1"
+    assert info["classes"][9] == "p4" and info["image_size"] == 32
+    assert info["normalization"]["method"] == "standardize"
+    assert info["num_features"] == 32 and info["trained"]["steps"] == 6
+    model, info2 = load_model(path)
+    assert info2 == info and not model.training
+    x = torch.from_numpy(standardize(np.random.default_rng(0).random((3, 1, 32, 32), np.float32)))
+    with torch.no_grad():
+        logits, feats = model(x)
+    ref_logits, ref_feats = _module_logits(ckpt, x)
+    torch.testing.assert_close(logits, ref_logits)
+    torch.testing.assert_close(feats, ref_feats)
+    # a checkpoint loads through the same function
+    torch.testing.assert_close(load_model(ckpt)[0](x)[0], logits)
+
+
+def test_half_precision_export_is_smaller_and_close(tiny_model, tmp_path):
+    ckpt, path = tiny_model
+    half = export_model(ckpt, tmp_path / "half.safetensors", dtype="float16")
+    assert half.stat().st_size < 0.6 * path.stat().st_size
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(load_model(half)[0](x)[0], load_model(path)[0](x)[0],
+                                   rtol=2e-2, atol=2e-2)  # fmt: skip
+
+
+def test_loading_checks_the_description_and_the_hash(tiny_model, tmp_path):
+    _, path = tiny_model
+    copy = tmp_path / "m.safetensors"
+    copy.write_bytes(path.read_bytes())
+    with pytest.raises(SariseError, match=r"no model description m\.json"):
+        load_model(copy)
+    info = json.loads(path.with_suffix(".json").read_text())
+    copy.with_suffix(".json").write_text(json.dumps(info))
+    load_model(copy)
+    data = bytearray(copy.read_bytes())
+    data[-1] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(SariseError, match="sha256 differs"):
+        load_model(copy)
+    copy.with_suffix(".json").write_text(json.dumps({**info, "format": "other/9"}))
+    with pytest.raises(SariseError, match="unknown model format"):
+        load_model(copy)
+
+
+def test_export_refuses_what_is_not_a_sarise_checkpoint(tmp_path, tiny_model):
+    bare = tmp_path / "bare.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"lr": 1.0}}, bare)
+    with pytest.raises(SariseError, match="not a sarise checkpoint"):
+        export_model(bare, tmp_path / "x.safetensors")
+    with pytest.raises(SariseError, match="must end in .safetensors"):
+        export_model(tiny_model[0], tmp_path / "x.pt")
+    with pytest.raises(SariseError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_export_holds_no_pickle(tiny_model):
+    _, path = tiny_model
+    from safetensors import safe_open
+
+    with safe_open(path, "pt") as f:
+        keys = set(f.keys())
+        assert f.metadata()["format"] == "sarise-model/1"
+    assert "fc.weight" in keys and "conv1.weight" in keys
+    assert not any(k.startswith("model.") for k in keys)
