@@ -1,5 +1,6 @@
 # The README's two commands: `make demo` and `make test`. Everything else supports them.
 SHELL := /bin/bash
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -31,10 +32,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) -e ".[$(EXTRAS)]" $(TORCH)
 	touch $@
 
-system:  ## Debian packages a fresh machine lacks (run as root)
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		python3 python3-venv python3-pip
+system:  ## Debian packages a fresh machine lacks: Python venv, OpenMPI (run as root)
+	$(SUDO) apt-get update -qq
+	$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		python3 python3-venv python3-pip openmpi-bin libopenmpi-dev
 
 lint: install  ## Static checks: ruff, snakefmt, snakemake --lint
 	$(BIN)/ruff check sarise tests benchmarks
@@ -42,8 +43,9 @@ lint: install  ## Static checks: ruff, snakefmt, snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 
-benchmark: install  ## Generator throughput table
+benchmark: install  ## Throughput tables: generator, training
 	$(BIN)/python benchmarks/bench_generate.py
+	$(BIN)/python benchmarks/bench_train.py
 
 clean:
 	rm -rf results logs .snakemake .cache

@@ -14,8 +14,6 @@ validate(config, schema="workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/symmetry.smk"
-
-
 include: "workflow/rules/train.smk"
 
 

@@ -1,5 +1,6 @@
 """The Snakemake workflow: lint, dry run, and the demo DAG for real."""
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -33,7 +34,7 @@ def workdir(tmp_path):
 def test_dry_run(cli_env, workdir):
     out = snakemake(["-n", "--directory", str(workdir)], cli_env)
     assert out.returncode == 0, out.stdout + out.stderr
-    for rule in ("symmetry_split", "symmetry_preview", "all"):
+    for rule in ("symmetry_split", "symmetry_preview", "train", "export_model", "evaluate", "all"):
         assert rule in out.stdout
 
 
@@ -62,8 +63,17 @@ def test_demo_runs_end_to_end_and_reruns_are_no_ops(cli_env, workdir):
     }
     log = (work / "logs" / "demo" / "symmetry_train.log").read_text()
     assert "wrote results/demo/symmetry/train.zarr" in log
+    model = work / "results" / "demo" / "model"
+    summary = json.loads((model / "train.json").read_text())
+    assert summary["steps"] == 60 and summary["images_per_s"] > 0
+    assert (model / "checkpoints" / "last.ckpt").exists()
+    assert json.loads((model / "model.json").read_text())["sha256"]
+    evaluation = json.loads((work / "results/demo/evaluation/report.json").read_text())
+    assert {"test", "ood-atoms", "noise-0.1", "noise-0.3"} <= set(evaluation["sets"])
+    assert "step 60/60" in (work / "logs/demo/train.log").read_text()
     again = snakemake(args, cli_env)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     report = snakemake([*args, "--report", str(work / "report.html")], cli_env)
     assert report.returncode == 0, report.stdout + report.stderr
-    assert "preview.png" in (work / "report.html").read_text(errors="replace")
+    html = (work / "report.html").read_text(errors="replace")
+    assert "preview.png" in html and "confusion-test.png" in html

@@ -71,9 +71,9 @@ def test_export_refuses_what_is_not_a_sarise_checkpoint(tmp_path, tiny_model):
     torch.save({"state_dict": {}, "hyper_parameters": {"lr": 1.0}}, bare)
     with pytest.raises(SariseError, match="not a sarise checkpoint"):
         export_model(bare, tmp_path / "x.safetensors")
-    with pytest.raises(SariseError, match="must end in .safetensors"):
+    with pytest.raises(SariseError, match=r"must end in \.safetensors"):
         export_model(tiny_model[0], tmp_path / "x.pt")
-    with pytest.raises(SariseError, match="no checkpoint"):
+    with pytest.raises(SariseError, match=r"no checkpoint"):
         load_checkpoint(tmp_path / "missing.ckpt")
 
 

@@ -29,7 +29,10 @@ def get_config_file():
 def get_final_outputs():
     outputs = [f"results/{RUN}/symmetry/preview.png"]
     outputs += expand("results/{run}/symmetry/{split}.zarr", run=RUN, split=SPLITS)
-    outputs += [f"results/{RUN}/model/model.safetensors", f"results/{RUN}/evaluation/report.json"]
+    outputs += [
+        f"results/{RUN}/model/model.safetensors",
+        f"results/{RUN}/evaluation/report.json",
+    ]
     return outputs
 
 

@@ -15,9 +15,9 @@ rule train:
         summary="results/{run}/model/train.json",
     log:
         "logs/{run}/train.log",
+    retries: 2
     conda:
         "../../envs/sarise.yaml"
-    retries: 2
     resources:
         mpi="",
         tasks=1,
