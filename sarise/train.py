@@ -64,6 +64,7 @@ def cluster_world(devices: int | None = None):
         nodes = int(env.get("SLURM_STEP_NUM_NODES") or env.get("SLURM_NNODES") or 1)
         if ntasks % nodes:
             raise SariseError(f"SLURM step of {ntasks} tasks on {nodes} nodes is uneven")
+        # (Lightning also wants SLURM_NTASKS_PER_NODE: sbatch/srun --ntasks-per-node)
         return SLURMEnvironment(auto_requeue=False), ntasks // nodes, nodes
     from lightning.fabric.plugins.environments import LightningEnvironment
 
@@ -211,6 +212,7 @@ def train(
         deterministic=accel == "cpu",
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
+        limit_val_batches=None if val else 0,
         logger=loggers,
         log_every_n_steps=max(1, min(50, cfg.steps_per_epoch // 4)),
         callbacks=[*checkpoints, speed, LearningRateMonitor("step")],

@@ -70,3 +70,34 @@ def test_split_images_read_the_zarr_store(tiny_splits):
 def test_split_images_refuse_a_non_store(tmp_path):
     with pytest.raises(SariseError, match="not a symmetry dataset store"):
         SplitImages(tmp_path)
+
+
+def test_the_world_comes_from_the_launcher(monkeypatch):
+    from lightning.fabric.plugins.environments import (
+        LightningEnvironment,
+        MPIEnvironment,
+        SLURMEnvironment,
+    )
+
+    from sarise.train import cluster_world
+
+    for var in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS", "SLURM_STEP_ID"):
+        monkeypatch.delenv(var, raising=False)
+    env, devices, nodes = cluster_world(3)
+    assert isinstance(env, LightningEnvironment) and (devices, nodes) == (3, 1)
+    # srun -N 2 --ntasks-per-node 4: one task per GPU, the world from SLURM
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "4")
+    monkeypatch.setenv("SLURM_STEP_NUM_NODES", "2")
+    monkeypatch.setenv("SLURM_STEP_ID", "0")
+    env, devices, nodes = cluster_world(1)
+    assert isinstance(env, SLURMEnvironment) and (devices, nodes) == (4, 2)
+    assert not env.auto_requeue  # Snakemake retries requeue, not Lightning
+    # a batch job without srun is one process, whatever the allocation
+    monkeypatch.delenv("SLURM_STEP_ID")
+    assert isinstance(cluster_world(1)[0], LightningEnvironment)
+    # mpirun -np 6 with 3 per node
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "6")
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "3")
+    env, devices, nodes = cluster_world(1)
+    assert isinstance(env, MPIEnvironment) and (devices, nodes) == (3, 2)
