@@ -15,7 +15,7 @@ EXTRAS ?= dev,readers,viewer
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test install system lint benchmark clean
+.PHONY: demo test install system slurm slurm-down lint benchmark clean
 
 demo: install  ## Run the embedded demo end to end through Snakemake (results/demo/)
 	$(BIN)/snakemake --profile profiles/default
@@ -36,6 +36,15 @@ system:  ## Debian packages a fresh machine lacks: Python venv, OpenMPI (run as 
 	$(SUDO) apt-get update -qq
 	$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		python3 python3-venv python3-pip openmpi-bin libopenmpi-dev
+
+slurm:  ## Start a real single-node SLURM cluster here (installs Debian's slurm and munge)
+	@command -v slurmctld >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		slurmctld slurmd slurm-client munge; }
+	$(SUDO) profiles/slurm/local-cluster.sh up
+
+slurm-down:  ## Stop the local SLURM cluster
+	$(SUDO) profiles/slurm/local-cluster.sh down
 
 lint: install  ## Static checks: ruff, snakefmt, snakemake --lint
 	$(BIN)/ruff check sarise tests benchmarks

@@ -179,3 +179,37 @@ def test_training_under_mpirun_reads_the_world_from_mpi(tmp_path, tiny_splits, c
     assert set(one) == set(two) == set(range(4))
     for s in one:  # the same processes as `--devices 2`, started by MPI instead
         assert two[s] == pytest.approx(one[s], rel=1e-5, abs=1e-6), s
+
+
+def _need_slurm():
+    try:
+        up = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
+        ok = up.returncode == 0 and "idle" in up.stdout
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    if not ok:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no SLURM cluster under CI: `make slurm` brings one up")
+        pytest.skip("no SLURM cluster (`make slurm` brings up a local one)")
+
+
+def test_training_under_srun_reads_the_world_from_slurm(tmp_path, tiny_splits, cli_env):
+    _need_slurm()
+    cfg = write_config(tmp_path / "c.yaml", train={"steps": 4})
+    ref = _sarise("train", tmp_path / "local", "-c", cfg, "--devices", "2", "--no-progress",
+                  env=cli_env, timeout=300)  # fmt: skip
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    # what the SLURM profile's train job runs: `srun sarise train ...` inside an allocation
+    res = subprocess.run(["srun", "--ntasks=2", "--ntasks-per-node=2", "--job-name=sarise-test",
+                          sys.executable, "-m", "sarise.cli", "train", str(tmp_path / "slurm"),
+                          "-c", str(cfg), "--no-progress"],
+                         env=cli_env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    import json
+
+    summary = json.loads((tmp_path / "slurm" / "train.json").read_text())
+    assert summary["world_size"] == 2
+    one, two = _losses(tmp_path / "local"), _losses(tmp_path / "slurm")
+    assert set(one) == set(two) == set(range(4))
+    for s in one:
+        assert two[s] == pytest.approx(one[s], rel=1e-5, abs=1e-6), s
