@@ -16,6 +16,7 @@ import shutil
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,8 @@ def train(
     if accel == "cpu":
         torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // per_node))
 
+    # Lightning's own deprecation noise, not actionable by users
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=DeprecationWarning)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = SymmetryClassifier(
         model=cfg.model.model_dump(),
