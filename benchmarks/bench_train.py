@@ -85,7 +85,7 @@ def main() -> None:
     memory = DataLoader(TensorDataset(torch.stack(xs), torch.tensor(ys)), batch_size=args.batch)
 
     rows = [("in memory", *_run(memory, args, precision, accel)),
-            (f"on the fly ({args.workers} workers)", *_run(fly, args, precision, accel))]  # fmt: skip
+            (f"on the fly (workers={args.workers})", *_run(fly, args, precision, accel))]  # fmt: skip
     device = torch.cuda.get_device_name() if accel == "gpu" else f"CPU x{torch.get_num_threads()}"
     print(f"\n{args.arch} width {args.width}, {args.size} px, batch {args.batch}, {precision}, "
           f"{device}; generator alone: {gen_rate:.0f} images/s on one process\n")  # fmt: skip
