@@ -111,6 +111,7 @@ def export_model(
     }
     json_tmp = out.with_suffix(".json.partial")
     json_tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.chmod(tmp, 0o644)  # safetensors writes owner-only files; weights are meant to be shared
     os.replace(tmp, out)
     os.replace(json_tmp, out.with_suffix(".json"))
     return out
