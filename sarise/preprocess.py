@@ -1,0 +1,159 @@
+"""Preprocessing of microscope channels before the model sees them.
+
+Small functions on 2-D float arrays (``data[y, x]``), composed by ingest in this order:
+:func:`plane_flatten` and/or :func:`line_flatten`, :func:`clip_percentiles`,
+:func:`scale_unit`, then :func:`fit_square` (crop or pad, the aspect ratio kept: a
+distorting resize would change the lattice angles) or :func:`tiles`, and
+:func:`thumbnail` for the viewer. NaN pixels (incomplete scans) are ignored by the fits
+and statistics and set to the image's median before scaling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "clip_percentiles",
+    "fill_nan",
+    "fit_square",
+    "line_flatten",
+    "plane_flatten",
+    "scale_unit",
+    "thumbnail",
+    "tiles",
+]
+
+
+def plane_flatten(image: np.ndarray) -> np.ndarray:
+    """Subtract the least-squares plane ``a + b·x + c·y`` (sample tilt).
+
+    >>> y, x = np.mgrid[0:4, 0:5]
+    >>> bool(np.abs(plane_flatten(2.0 + 0.5 * x - 0.25 * y)).max() < 1e-12)
+    True
+    """
+    a = np.asarray(image, dtype=np.float64)
+    yy, xx = np.mgrid[0 : a.shape[0], 0 : a.shape[1]]
+    ok = np.isfinite(a)
+    if ok.sum() < 3:
+        return a - np.nanmean(a) if ok.any() else a.copy()
+    design = np.stack([np.ones(ok.sum()), xx[ok], yy[ok]], axis=1)
+    coef, *_ = np.linalg.lstsq(design, a[ok], rcond=None)
+    return a - (coef[0] + coef[1] * xx + coef[2] * yy)
+
+
+def line_flatten(image: np.ndarray, order: int = 1) -> np.ndarray:
+    """Subtract from each scan line (row) its own polynomial fit of ``order`` (0: median).
+
+    Removes the line-to-line offsets and slopes of a raster scan.
+
+    >>> img = np.arange(3.0)[:, None] * 10 + np.zeros((3, 4))
+    >>> float(np.abs(line_flatten(img, order=0)).max())
+    0.0
+    """
+    a = np.asarray(image, dtype=np.float64).copy()
+    x = np.arange(a.shape[1], dtype=np.float64)
+    for row in a:
+        ok = np.isfinite(row)
+        if order == 0 or ok.sum() <= order:
+            if ok.any():
+                row -= np.median(row[ok])
+            continue
+        row -= np.polyval(np.polyfit(x[ok], row[ok], order), x)
+    return a
+
+
+def clip_percentiles(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
+    """Clip to the ``low`` and ``high`` percentiles (outliers: spikes, dust, tip changes)."""
+    a = np.asarray(image, dtype=np.float64)
+    if not np.isfinite(a).any():
+        return a.copy()
+    lo, hi = np.nanpercentile(a, [low, high])
+    return np.clip(a, lo, hi)
+
+
+def fill_nan(image: np.ndarray) -> np.ndarray:
+    """Replace NaN and infinite pixels by the median of the finite ones (0 if none)."""
+    a = np.asarray(image, dtype=np.float64)
+    ok = np.isfinite(a)
+    if ok.all():
+        return a.copy()
+    return np.where(ok, a, np.median(a[ok]) if ok.any() else 0.0)
+
+
+def scale_unit(image: np.ndarray) -> np.ndarray:
+    """Scale linearly to [0, 1]; a constant image becomes all zeros.
+
+    >>> scale_unit(np.array([[2.0, 4.0], [3.0, 6.0]])).tolist()
+    [[0.0, 0.5], [0.25, 1.0]]
+    """
+    a = fill_nan(image)
+    lo, hi = float(a.min()), float(a.max())
+    if hi <= lo:
+        return np.zeros_like(a)
+    return (a - lo) / (hi - lo)
+
+
+def fit_square(image: np.ndarray, size: int, mode: str = "crop", fill: float = 0.0) -> np.ndarray:
+    """A ``size`` x ``size`` image with the aspect ratio kept.
+
+    ``crop`` takes the centred square of the shorter side, ``pad`` pads the longer side's
+    square with ``fill``; the square is then resampled isotropically to ``size``
+    (anti-aliased when shrinking). Nothing is stretched along one axis only.
+
+    >>> fit_square(np.ones((100, 200)), 50).shape
+    (50, 50)
+    """
+    if mode not in ("crop", "pad"):
+        raise ValueError(f"mode must be 'crop' or 'pad', got {mode!r}")
+    a = np.asarray(image, dtype=np.float64)
+    h, w = a.shape
+    if mode == "crop":
+        s = min(h, w)
+        y0, x0 = (h - s) // 2, (w - s) // 2
+        a = a[y0 : y0 + s, x0 : x0 + s]
+    else:
+        s = max(h, w)
+        out = np.full((s, s), fill, dtype=np.float64)
+        y0, x0 = (s - h) // 2, (s - w) // 2
+        out[y0 : y0 + h, x0 : x0 + w] = a
+        a = out
+    if s == size:
+        return a
+    from skimage.transform import resize
+
+    return resize(a, (size, size), order=1, anti_aliasing=s > size, preserve_range=True)
+
+
+def tiles(image: np.ndarray, size: int, stride: int | None = None):
+    """Patches of ``size`` x ``size`` at native resolution and their ``(y, x)`` corners.
+
+    ``stride`` defaults to ``size`` (no overlap); the grid is centred, so the margins
+    left over are split evenly. An image smaller than ``size`` gives no tile.
+
+    >>> patches, corners = tiles(np.zeros((10, 25)), 10)
+    >>> patches.shape, corners.tolist()
+    ((2, 10, 10), [[0, 2], [0, 12]])
+    """
+    a = np.asarray(image)
+    stride = stride or size
+    h, w = a.shape
+    if h < size or w < size:
+        return np.zeros((0, size, size), a.dtype), np.zeros((0, 2), np.int64)
+    ny, nx = (h - size) // stride + 1, (w - size) // stride + 1
+    oy = (h - (size + (ny - 1) * stride)) // 2
+    ox = (w - (size + (nx - 1) * stride)) // 2
+    corners = np.array([(oy + i * stride, ox + j * stride) for i in range(ny) for j in range(nx)])
+    patches = np.stack([a[y : y + size, x : x + size] for y, x in corners])
+    return patches, corners.astype(np.int64)
+
+
+def thumbnail(image: np.ndarray, size: int = 64) -> np.ndarray:
+    """A ``uint8`` thumbnail of a [0, 1] image, the longer side ``size``, aspect kept."""
+    from skimage.transform import resize
+
+    a = fill_nan(image)
+    h, w = a.shape
+    scale = size / max(h, w)
+    shape = (max(1, round(h * scale)), max(1, round(w * scale)))
+    small = resize(a, shape, order=1, anti_aliasing=scale < 1, preserve_range=True)
+    return np.clip(np.round(small * 255), 0, 255).astype(np.uint8)

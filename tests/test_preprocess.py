@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+
+from sarise.preprocess import (
+    clip_percentiles,
+    fill_nan,
+    fit_square,
+    line_flatten,
+    plane_flatten,
+    scale_unit,
+    thumbnail,
+    tiles,
+)
+
+
+def test_flattening_removes_tilt_and_line_offsets_but_keeps_the_pattern():
+    y, x = np.mgrid[0:64, 0:80]
+    pattern = np.sin(2 * np.pi * x / 8) * np.cos(2 * np.pi * y / 8)
+    tilted = pattern + 3 + 0.2 * x - 0.1 * y
+    np.testing.assert_allclose(plane_flatten(tilted), pattern - pattern.mean(), atol=0.02)
+    offsets = np.random.default_rng(0).normal(0, 5, (64, 1))
+    np.testing.assert_allclose(line_flatten(pattern + offsets, order=0), pattern, atol=1e-6)
+    slopes = offsets + 0.3 * x * np.random.default_rng(1).random((64, 1))
+    flat = line_flatten(pattern + slopes, order=1)
+    assert np.abs(flat - pattern).max() < 0.2
+
+
+def test_nan_pixels_are_ignored_then_filled():
+    a = np.arange(16.0).reshape(4, 4)
+    a[1, 2] = np.nan
+    assert np.isnan(plane_flatten(a)[1, 2]) and np.isfinite(np.delete(plane_flatten(a), 6)).all()
+    assert np.isfinite(line_flatten(a)).sum() == 15
+    filled = fill_nan(a)
+    assert filled[1, 2] == np.nanmedian(a)
+    assert np.isfinite(scale_unit(a)).all()
+    assert (fill_nan(np.full((2, 2), np.nan)) == 0).all()
+
+
+def test_clip_and_scale():
+    a = np.zeros((20, 20))
+    a[10:, :] = 1.0
+    a[0, 0] = 1e6  # a spike
+    out = scale_unit(clip_percentiles(a, 1, 99))
+    assert (
+        out.min() == 0 and out.max() == 1 and out[0, 0] == 1 and out[19, 19] == 1 and out[5, 5] == 0
+    )
+    assert (scale_unit(np.full((3, 3), 7.0)) == 0).all()  # a constant channel
+
+
+def test_fit_square_keeps_the_aspect_ratio():
+    y, x = np.mgrid[0:64, 0:128]
+    a = np.cos(2 * np.pi * x / 8) + np.cos(2 * np.pi * y / 8)
+    np.testing.assert_array_equal(fit_square(a, 64, "crop"), a[:, 32:96])  # no resampling
+    half = fit_square(a, 32, "crop")  # the same square, scaled by 1/2 in both axes
+    assert half.shape == (32, 32)
+    np.testing.assert_allclose(half, fit_square(a[:, 32:96], 32, "crop"))
+    padded = fit_square(a, 32, "pad", fill=-9)  # 64 x 128 in a 128 square, then / 4
+    assert padded.shape == (32, 32)
+    assert np.allclose(padded[:6], -9, atol=0.01) and np.allclose(padded[-6:], -9, atol=0.01)
+    assert (padded[9:23] > -3).all()  # the image: 16 rows of 32 columns, not stretched
+    with pytest.raises(ValueError, match="crop"):
+        fit_square(a, 32, "stretch")
+
+
+def test_tiles_positions_cover_the_centre():
+    a = np.arange(30 * 50).reshape(30, 50)
+    patches, corners = tiles(a, 10)
+    assert patches.shape == (15, 10, 10) and corners.shape == (15, 2)
+    for p, (y, x) in zip(patches, corners, strict=True):
+        np.testing.assert_array_equal(p, a[y : y + 10, x : x + 10])
+    patches, corners = tiles(a, 20, stride=10)
+    assert corners.tolist()[:2] == [[0, 0], [0, 10]] and len(patches) == 2 * 4
+    assert tiles(a, 64)[0].shape == (0, 64, 64)
+
+
+def test_thumbnail_keeps_the_aspect():
+    t = thumbnail(np.linspace(0, 1, 200 * 100).reshape(100, 200), 64)
+    assert t.shape == (32, 64) and t.dtype == np.uint8 and t.max() > 250
