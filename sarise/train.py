@@ -189,7 +189,7 @@ def train(
             TensorBoardLogger(out, name="tensorboard", version="", default_hp_metric=False)
         )
     except ImportError:
-        pass
+        logger.info("tensorboard is not installed: metrics go to metrics.csv only")
     # the latest epoch, overwritten (what a rerun resumes from), and the best by val/acc
     # (after validation, when there is one, so that both hold its metrics)
     common = {"dirpath": ckpt_dir, "save_top_k": 1, "every_n_epochs": 1,
