@@ -50,6 +50,10 @@ def read(path: Path) -> Scan:
     if ome:
         raw["ome_metadata"] = ome[:20000]
         meta["scan_size_m"] = _ome_size(ome, channels[0].data.shape)
+        names = re.findall(r'<Channel\b[^>]*\bName="([^"]*)"', ome)
+        if len(names) == len(channels):
+            for c, name in zip(channels, names, strict=True):
+                c.name = name or c.name
     return Scan(path=path, format=FORMAT, channels=channels, metadata=meta, raw=raw)
 
 
