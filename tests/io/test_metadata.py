@@ -1,0 +1,62 @@
+import json
+
+import pandas as pd
+import pytest
+
+from sarise.errors import SariseError
+from sarise.io import read_scan
+from sarise.io.metadata import COLUMNS, file_sha256, join_sidecar, metadata_row, read_sidecar
+
+
+def test_rows_of_real_files(shared_data):
+    h5 = shared_data / "pfm-h5" / "PTO_Funakubo0004.h5"
+    row = metadata_row(read_scan(h5), root=shared_data)
+    assert list(row) == list(COLUMNS)
+    assert row["path"] == "pfm-h5/PTO_Funakubo0004.h5"
+    assert row["sha256"] == file_sha256(h5) and len(row["sha256"]) == 64
+    assert row["format"] == "hdf5" and row["instrument"] == "Asylum Research"
+    assert row["material"] == "PTO_Funakubo" and row["date"].startswith("2017-05-28")
+    assert row["scan_size_x_m"] == pytest.approx(3e-6)
+    assert row["pixel_size_x_m"] == pytest.approx(3e-6 / 256) and row["pixels_y"] == 256
+    assert row["channels"].split(";")[0] == "HeightRetrace"
+    assert "ScanSize" in json.loads(row["raw"])
+    sxm = metadata_row(read_scan(shared_data / "sxm" / "example_TOPO.sxm"))
+    assert sxm["instrument"] == "Nanonis" and sxm["channels"].startswith("Z_fwd;Z_bwd")
+    assert sxm["scan_size_x_m"] == pytest.approx(5e-9) and sxm["material"] is None
+
+
+def test_sidecar_joins_by_path_then_glob(tmp_path):
+    rows = pd.DataFrame({"path": ["2014/a.h5", "2015/b.tif", "2015/c.png", "x/d.png"],
+                         "material": ["PZT", None, None, None]})  # fmt: skip
+    side = tmp_path / "side.csv"
+    side.write_text(
+        "path,grower,outcome,material\n"
+        "2015/*,K. Tanaka,ok,SrTiO3\n"
+        "2015/c.png,M. Novak,failed,\n"
+        "2014/a.h5,A. Rivera,ok,BiFeO3\n"
+    )
+    out = join_sidecar(rows, read_sidecar(side))
+    assert out["grower"].tolist() == ["A. Rivera", "K. Tanaka", "M. Novak", None]
+    assert out["outcome"].tolist() == ["ok", "ok", "failed", None]
+    # the file's own material wins; the sidecar fills only what the file lacks
+    assert out["material"].tolist() == ["PZT", "SrTiO3", None, None]
+    yml = tmp_path / "side.yaml"
+    yml.write_text("- {path: '*.png', project: demo}\n")
+    assert join_sidecar(rows, read_sidecar(yml))["project"].tolist() == [None, None, "demo", "demo"]
+
+
+def test_bad_sidecars_are_named(tmp_path):
+    nopath = tmp_path / "a.csv"
+    nopath.write_text("file,grower\nx,y\n")
+    with pytest.raises(SariseError, match=r"a\.csv has no 'path' column"):
+        read_sidecar(nopath)
+    clash = tmp_path / "b.csv"
+    clash.write_text("path,sha256\nx,y\n")
+    with pytest.raises(SariseError, match="files' own metadata"):
+        read_sidecar(clash)
+    with pytest.raises(SariseError, match="cannot read sidecar"):
+        read_sidecar(tmp_path / "missing.csv")
+    bad = tmp_path / "c.yaml"
+    bad.write_text("just: a mapping\n")
+    with pytest.raises(SariseError, match="list of mappings"):
+        read_sidecar(bad)
