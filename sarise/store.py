@@ -1,0 +1,198 @@
+"""The image store of ``shared/design.md``: ``images.zarr`` + ``metadata.parquet`` +
+``errors.parquet`` in one folder.
+
+- ``images.zarr``: ``images[image, channel, y, x]`` (float32 or float16) chunked along
+  ``image``; ``image_id[image]`` (int64), ``tile_yx[image, 2]`` (corner of the tile in
+  its scan, ``-1`` for a whole scan) and ``thumbnails[image, t, t]`` (uint8). Attrs: the
+  schema version, channel names, image size and the preprocessing that made the images.
+- ``metadata.parquet/``: one Parquet part per commit, one row per stored image in image
+  order (strings live here, never in Zarr).
+- ``errors.parquet/``: the files that could not be ingested, with the reason.
+
+One writer appends. An append writes the arrays first, then renames its metadata part into
+place: that rename is the commit. Opening a store cuts arrays back to the committed length,
+so a writer killed at any point leaves neither duplicates nor holes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sarise._version import __version__
+from sarise.errors import SariseError
+
+__all__ = ["SCHEMA_VERSION", "ImageStore", "image_id"]
+
+SCHEMA_VERSION = 1
+
+
+def image_id(sha256: str, tile: int = 0) -> int:
+    """A stable non-negative int64 id for tile ``tile`` of the file with this sha256.
+
+    >>> image_id("ab" * 32) == image_id("ab" * 32) != image_id("ab" * 32, 1)
+    True
+    """
+    digest = hashlib.sha256(f"{sha256}:{tile}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+
+class ImageStore:
+    """Open with :meth:`create` or :meth:`open`; append with :meth:`append`."""
+
+    def __init__(self, root: Path, group):
+        self.root = root
+        self._group = group
+
+    # -- creation and opening ----------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        root: str | Path,
+        *,
+        channels: list[str],
+        size: int,
+        dtype: str = "float32",
+        chunk: int = 64,
+        thumbnail: int = 64,
+        preprocessing: dict[str, Any] | None = None,
+    ) -> ImageStore:
+        """Make an empty store (refuses an existing one)."""
+        import zarr
+
+        root = Path(root)
+        if (root / "images.zarr").exists():
+            raise SariseError(f"{root} already holds an image store")
+        if dtype not in ("float32", "float16"):
+            raise SariseError(f"dtype must be float32 or float16, got {dtype!r}")
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / "images.zarr.partial"
+        g = zarr.open_group(tmp, mode="w")
+        c = len(channels)
+        g.create_array("images", shape=(0, c, size, size), chunks=(chunk, c, size, size),
+                       dtype=dtype, fill_value=0)  # fmt: skip
+        g.create_array("image_id", shape=(0,), chunks=(chunk,), dtype="int64", fill_value=-1)
+        g.create_array("tile_yx", shape=(0, 2), chunks=(chunk, 2), dtype="int32", fill_value=-1)
+        g.create_array("thumbnails", shape=(0, thumbnail, thumbnail),
+                       chunks=(chunk, thumbnail, thumbnail), dtype="uint8", fill_value=0)  # fmt: skip
+        g.attrs.update({"schema": SCHEMA_VERSION, "channels": list(channels), "size": size,
+                        "thumbnail": thumbnail, "preprocessing": preprocessing or {},
+                        "sarise": __version__})  # fmt: skip
+        os.replace(tmp, root / "images.zarr")
+        for d in ("metadata.parquet", "errors.parquet"):
+            (root / d).mkdir(exist_ok=True)
+        return cls.open(root)
+
+    @classmethod
+    def open(cls, root: str | Path, mode: str = "r+") -> ImageStore:
+        """Open a store; in ``r+`` mode an uncommitted tail (a killed append) is cut off."""
+        import zarr
+
+        root = Path(root)
+        if not (root / "images.zarr" / "zarr.json").exists():
+            raise SariseError(f"{root} is not an image store (no images.zarr)")
+        group = zarr.open_group(root / "images.zarr", mode=mode)
+        if group.attrs.get("schema") != SCHEMA_VERSION:
+            raise SariseError(f"{root}: image store schema {group.attrs.get('schema')} is not "
+                              f"{SCHEMA_VERSION}")  # fmt: skip
+        store = cls(root, group)
+        n = store._committed()
+        if mode != "r" and group["images"].shape[0] != n:
+            store._resize(n)
+        for tmp in (root / "metadata.parquet").glob("*.partial"):
+            tmp.unlink()
+        return store
+
+    # -- reading -----------------------------------------------------------------------
+    @property
+    def channels(self) -> list[str]:
+        return list(self._group.attrs["channels"])
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self._group.attrs)
+
+    def __len__(self) -> int:
+        return self._committed()
+
+    def array(self, name: str):
+        """A Zarr array of the store (``images``, ``image_id``, ``tile_yx``, ``thumbnails``)."""
+        return self._group[name]
+
+    def metadata(self) -> pd.DataFrame:
+        """All committed metadata rows, in image order."""
+        parts = self._parts()
+        if not parts:
+            return pd.DataFrame()
+        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+
+    def errors(self) -> pd.DataFrame:
+        parts = sorted((self.root / "errors.parquet").glob("part-*.parquet"))
+        if not parts:
+            return pd.DataFrame(columns=["path", "reason"])
+        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+
+    def known_sha256(self) -> set[str]:
+        """sha256 of every file already stored (a rerun skips them)."""
+        meta = self.metadata()
+        return set(meta["sha256"]) if "sha256" in meta else set()
+
+    # -- writing -----------------------------------------------------------------------
+    def append(
+        self,
+        images: np.ndarray,
+        rows: pd.DataFrame,
+        *,
+        tile_yx: np.ndarray | None = None,
+        thumbnails: np.ndarray | None = None,
+    ) -> None:
+        """Append ``k`` images with their metadata rows (which must hold ``image_id``)."""
+        g = self._group
+        k = len(images)
+        shape = tuple(g["images"].shape[1:])
+        if images.shape[1:] != shape:
+            raise SariseError(f"images of shape {images.shape[1:]} do not fit the store {shape}")
+        if len(rows) != k or "image_id" not in rows:
+            raise SariseError("one metadata row with an image_id per image is needed")
+        if k == 0:
+            return
+        n = len(self)
+        self._resize(n + k)
+        g["images"][n : n + k] = images.astype(g["images"].dtype)
+        g["image_id"][n : n + k] = rows["image_id"].to_numpy(np.int64)
+        g["tile_yx"][n : n + k] = -1 if tile_yx is None else tile_yx
+        if thumbnails is not None:
+            g["thumbnails"][n : n + k] = thumbnails
+        part = self.root / "metadata.parquet" / f"part-{len(self._parts()):06d}.parquet"
+        tmp = part.with_name(part.name + ".partial")
+        rows.reset_index(drop=True).to_parquet(tmp, index=False)
+        os.replace(tmp, part)  # the commit
+
+    def add_errors(self, rows: pd.DataFrame) -> None:
+        """Record files that failed (``path``, ``reason`` and any other columns)."""
+        if len(rows) == 0:
+            return
+        folder = self.root / "errors.parquet"
+        part = folder / f"part-{len(list(folder.glob('part-*.parquet'))):06d}.parquet"
+        tmp = part.with_name(part.name + ".partial")
+        rows.reset_index(drop=True).to_parquet(tmp, index=False)
+        os.replace(tmp, part)
+
+    # -- internals ---------------------------------------------------------------------
+    def _parts(self) -> list[Path]:
+        return sorted((self.root / "metadata.parquet").glob("part-*.parquet"))
+
+    def _committed(self) -> int:
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in self._parts())
+
+    def _resize(self, n: int) -> None:
+        for name in ("images", "image_id", "tile_yx", "thumbnails"):
+            a = self._group[name]
+            a.resize((n, *a.shape[1:]))

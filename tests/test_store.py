@@ -1,0 +1,58 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from sarise.errors import SariseError
+from sarise.store import ImageStore, image_id
+
+
+def _batch(start, k, c=2, size=8):
+    images = np.stack([np.full((c, size, size), i, np.float32) for i in range(start, start + k)])
+    rows = pd.DataFrame({"image_id": [image_id(f"{i:064x}") for i in range(start, start + k)],
+                         "sha256": [f"{i:064x}" for i in range(start, start + k)],
+                         "path": [f"f{i}.h5" for i in range(start, start + k)]})  # fmt: skip
+    return images, rows
+
+
+def test_append_and_reopen(tmp_path):
+    store = ImageStore.create(tmp_path / "s", channels=["height", "phase"], size=8, chunk=4,
+                              thumbnail=4, preprocessing={"flatten": "plane"})  # fmt: skip
+    for start, k in ((0, 3), (3, 5), (8, 1)):
+        images, rows = _batch(start, k)
+        store.append(images, rows, thumbnails=np.zeros((k, 4, 4), np.uint8))
+    again = ImageStore.open(tmp_path / "s")
+    assert len(again) == 9 and again.channels == ["height", "phase"]
+    assert again.attrs["preprocessing"] == {"flatten": "plane"}
+    np.testing.assert_array_equal(again.array("images")[:, 0, 0, 0], np.arange(9))
+    meta = again.metadata()
+    assert meta["path"].tolist() == [f"f{i}.h5" for i in range(9)]
+    np.testing.assert_array_equal(again.array("image_id")[:], meta["image_id"].to_numpy())
+    assert (again.array("tile_yx")[:] == -1).all()
+    assert again.known_sha256() == {f"{i:064x}" for i in range(9)}
+
+
+def test_a_killed_append_leaves_no_duplicates_or_holes(tmp_path):
+    store = ImageStore.create(tmp_path / "s", channels=["h"], size=8, chunk=4)
+    store.append(*_batch(0, 5, c=1))
+    # the arrays of a second append are written, then the writer dies before its commit
+    store._resize(9)
+    store.array("images")[5:9] = 99
+    (tmp_path / "s" / "metadata.parquet" / "part-000001.parquet.partial").write_bytes(b"x")
+    reopened = ImageStore.open(tmp_path / "s")
+    assert len(reopened) == 5 and reopened.array("images").shape[0] == 5
+    assert not list((tmp_path / "s" / "metadata.parquet").glob("*.partial"))
+    reopened.append(*_batch(5, 4, c=1))
+    np.testing.assert_array_equal(reopened.array("images")[:, 0, 0, 0], np.arange(9))
+
+
+def test_errors_and_refusals(tmp_path):
+    store = ImageStore.create(tmp_path / "s", channels=["h"], size=8)
+    store.add_errors(pd.DataFrame({"path": ["bad.ibw"], "reason": ["truncated"]}))
+    assert store.errors().to_dict("records") == [{"path": "bad.ibw", "reason": "truncated"}]
+    with pytest.raises(SariseError, match="already holds an image store"):
+        ImageStore.create(tmp_path / "s", channels=["h"], size=8)
+    with pytest.raises(SariseError, match="do not fit"):
+        store.append(*_batch(0, 2, c=2))
+    with pytest.raises(SariseError, match="not an image store"):
+        ImageStore.open(tmp_path / "nothing")
+    assert image_id("a" * 64) != image_id("b" * 64) and image_id("a" * 64) >= 0
