@@ -204,6 +204,36 @@ def evaluate_cmd(
         raise typer.Exit(1)
 
 
+@app.command("ingest")
+def ingest_cmd(
+    out: Annotated[Path, typer.Argument(help="Image store folder (created or appended to).")],
+    sources: Annotated[list[str], typer.Argument(help="Files, folders or glob patterns.")],
+    config: ConfigOpt = None,
+    sidecar: Annotated[
+        Path | None, typer.Option(help="CSV or YAML of extra metadata, keyed by path or glob.")
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="Store paths relative to this folder (sidecar keys).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Dask worker processes.")] = None,
+    max_failed_fraction: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Override ingest.max_failed_fraction.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Ingest instrument files (.ibw .h5 .sxm .gwy .tif .png ...) into an image store."""
+    from sarise.config import load_config
+    from sarise.ingest import ingest
+
+    overrides = {}
+    if max_failed_fraction is not None:
+        overrides["ingest.max_failed_fraction"] = max_failed_fraction
+    cfg = load_config(config, **overrides)
+    summary = ingest(sources, out, config=cfg.ingest, sidecar=sidecar, root=root,
+                     workers=workers, show_progress=progress)  # fmt: skip
+    typer.echo(summary.table())
+
+
 def main() -> None:
     """Console entry point: errors are one clear line unless ``--debug``."""
     from sarise.config import ConfigError

@@ -260,6 +260,28 @@ class EvaluateConfig(_Model):
     batch_size: int = Field(64, ge=1)
 
 
+class IngestConfig(_Model):
+    """Turning instrument files into the image store (``sarise ingest``)."""
+
+    channels: tuple[str, ...] = (".*",)
+    """Channel name patterns (regular expressions, case-insensitive), one store channel each:
+    the first channel of a file matching each pattern (a file with no match fails)."""
+    flatten: Literal["none", "plane", "line"] = "line"
+    """Background removal: a fitted plane, or each scan line's own line fit."""
+    clip: Range = (0.5, 99.5)
+    """Percentiles the values are clipped to (outliers) before scaling to [0, 1]."""
+    size: int = Field(128, ge=16, le=4096)
+    """Edge of the stored images (the model's input size)."""
+    fit: Literal["crop", "pad", "tile"] = "crop"
+    """Square images without distortion: centred crop, pad, or native-resolution tiles."""
+    dtype: Literal["float32", "float16"] = "float16"
+    chunk: int = Field(64, ge=1)
+    """Images per Zarr chunk and files per task."""
+    thumbnail: int = Field(64, ge=8, le=512)
+    max_failed_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    """Exit non-zero when more than this fraction of the files failed."""
+
+
 class SarisConfig(_Model):
     """The whole run configuration (one YAML file)."""
 
@@ -268,6 +290,7 @@ class SarisConfig(_Model):
     symmetry: SymmetryConfig = Field(default_factory=SymmetryConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
 
 
 def _format_error(err: ValidationError, source: str) -> str:

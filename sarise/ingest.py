@@ -1,0 +1,260 @@
+"""``sarise ingest``: instrument files into the image store, in parallel, resumably.
+
+Files are listed (folders walked, globs expanded), sorted, and read in batches of
+``ingest.chunk`` files by Dask workers (:func:`sarise.cluster.get_client`): each worker
+reads, selects channels, preprocesses and returns the images with their metadata rows;
+the client appends the batches in input order (one writer, :class:`sarise.store.ImageStore`).
+A file whose sha256 is already in the store is skipped, so a rerun appends only new files
+and a killed run resumes without duplicates or holes. A file that fails is recorded in
+``errors.parquet`` with the reason, and the rest continue.
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sarise._progress import progress
+from sarise.config import IngestConfig
+from sarise.errors import SariseError
+
+__all__ = ["IngestSummary", "ingest", "list_files", "prepare_file"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestSummary:
+    """Counts per format: ``read``, ``failed``, ``skipped`` (already in the store)."""
+
+    counts: dict[str, Counter] = field(default_factory=dict)
+    images: int = 0
+
+    def add(self, fmt: str, what: str, n: int = 1) -> None:
+        self.counts.setdefault(fmt, Counter())[what] += n
+
+    @property
+    def files(self) -> int:
+        return sum(sum(c.values()) for c in self.counts.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(c["failed"] for c in self.counts.values())
+
+    def table(self) -> str:
+        lines = [f"{'format':<10}{'read':>8}{'failed':>8}{'skipped':>9}"]
+        for fmt in sorted(self.counts):
+            c = self.counts[fmt]
+            lines.append(f"{fmt:<10}{c['read']:>8}{c['failed']:>8}{c['skipped']:>9}")
+        lines.append(f"{self.files} files, {self.images} images stored, {self.failed} failed")
+        return "\n".join(lines)
+
+
+def list_files(sources: list[str | Path]) -> list[Path]:
+    """Files under folders (recursively), matched by globs, or named; sorted, unique.
+
+    Hidden files and the sidecars of the demo archive (``*.csv``, ``*.yaml``) are left out
+    of folder walks; a named file is always kept (and fails clearly if unreadable).
+    """
+    found: set[Path] = set()
+    for src in sources:
+        s = str(src)
+        if any(ch in s for ch in "*?["):
+            found.update(Path(p) for p in globmod.glob(s, recursive=True) if Path(p).is_file())
+        elif Path(s).is_dir():
+            for p in Path(s).rglob("*"):
+                if p.name.startswith(".") or p.suffix.lower() in (".csv", ".yaml", ".yml"):
+                    continue
+                if p.is_file() or p.is_symlink():
+                    found.add(p)
+        else:
+            found.add(Path(s))
+    return sorted(found)
+
+
+def _select(scan, patterns: tuple[str, ...]):
+    chosen = []
+    for pat in patterns:
+        rx = re.compile(pat, re.IGNORECASE)
+        match = next((c for c in scan.channels if rx.search(c.name)), None)
+        if match is None:
+            names = ", ".join(c.name for c in scan.channels)
+            raise SariseError(f"no channel matches {pat!r} (channels: {names})")
+        chosen.append(match)
+    return chosen
+
+
+def _preprocess(data: np.ndarray, cfg: IngestConfig) -> np.ndarray:
+    from sarise import preprocess as pp
+
+    a = np.asarray(data, dtype=np.float64)
+    if cfg.flatten == "plane":
+        a = pp.plane_flatten(a)
+    elif cfg.flatten == "line":
+        a = pp.line_flatten(a)
+    return pp.scale_unit(pp.clip_percentiles(a, *cfg.clip))
+
+
+def prepare_file(path: Path, cfg: IngestConfig, known: frozenset[str], root: Path | None):
+    """Read and preprocess one file: ``(format, status, images, tiles, thumbs, rows, reason)``."""
+    from sarise import preprocess as pp
+    from sarise.io import ReaderError, detect_format, read_scan
+    from sarise.io.metadata import file_sha256, metadata_row
+    from sarise.store import image_id
+
+    fmt = "?"
+    try:
+        fmt = detect_format(path)
+        sha = file_sha256(path)
+        if sha in known:
+            return fmt, "skipped", None, None, None, None, None
+        scan = read_scan(path)
+        channels = [_preprocess(c.data, cfg) for c in _select(scan, cfg.channels)]
+        stack = np.stack(channels)
+        if cfg.fit == "tile":
+            per = [pp.tiles(c, cfg.size) for c in stack]
+            images = np.stack([p[0] for p in per], axis=1)
+            corners = per[0][1]
+            if len(images) == 0:
+                raise SariseError(f"smaller than one {cfg.size} px tile ({stack.shape[1:]})")
+        else:
+            images = np.stack([pp.fit_square(c, cfg.size, cfg.fit) for c in stack])[None]
+            corners = np.full((1, 2), -1)
+        row = metadata_row(scan, root=root, sha256=sha)
+        rows = [{"image_id": image_id(sha, t), **row, "tile": t} for t in range(len(images))]
+        thumbs = np.stack([pp.thumbnail(im[0], cfg.thumbnail) for im in images])
+        thumbs = np.stack([_pad_thumb(t, cfg.thumbnail) for t in thumbs])
+        return fmt, "read", images.astype(np.float32), corners, thumbs, rows, None
+    except (ReaderError, SariseError, OSError, ValueError, MemoryError) as exc:
+        reason = exc.reason if isinstance(exc, ReaderError) else str(exc)
+        return fmt, "failed", None, None, None, None, reason
+
+
+def _pad_thumb(t: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros((size, size), np.uint8)
+    out[: t.shape[0], : t.shape[1]] = t
+    return out
+
+
+def _prepare_batch(paths: list[str], cfg_json: str, known: frozenset[str], root: str | None):
+    cfg = IngestConfig.model_validate_json(cfg_json)
+    return [prepare_file(Path(p), cfg, known, Path(root) if root else None) for p in paths]
+
+
+def ingest(
+    sources: list[str | Path],
+    out: str | Path,
+    *,
+    config: IngestConfig | None = None,
+    sidecar: str | Path | None = None,
+    root: str | Path | None = None,
+    client=None,
+    workers: int | None = None,
+    show_progress: bool = True,
+) -> IngestSummary:
+    """Ingest files into the image store at ``out`` (created on first use).
+
+    Parameters
+    ----------
+    sources : list of path or glob
+        Files, folders (walked) or glob patterns.
+    out : path
+        The store folder (``images.zarr``, ``metadata.parquet``, ``errors.parquet``).
+    sidecar : path, optional
+        CSV or YAML joined to the metadata by ``path`` (relative to ``root``) or glob.
+    root : path, optional
+        Paths in the metadata are relative to it (default: the single folder given, if any).
+    client : distributed.Client, optional
+        Workers to use; by default a local cluster of ``workers`` processes.
+
+    Raises
+    ------
+    SariseError
+        When more than ``max_failed_fraction`` of the files failed (after storing the rest).
+    """
+    from sarise.io.metadata import read_sidecar
+    from sarise.store import ImageStore
+
+    cfg = config or IngestConfig()
+    out = Path(out)
+    if root is None and len(sources) == 1 and Path(sources[0]).is_dir():
+        root = Path(sources[0])
+    side = read_sidecar(sidecar) if sidecar else None
+    files = list_files(sources)
+    if not files:
+        raise SariseError(f"no files found in {', '.join(map(str, sources))}")
+    prep = {"channels": list(cfg.channels), "flatten": cfg.flatten, "clip": list(cfg.clip),
+            "size": cfg.size, "fit": cfg.fit, "scale": "unit"}  # fmt: skip
+    if (out / "images.zarr").exists():
+        store = ImageStore.open(out)
+        if store.attrs["preprocessing"] != prep:
+            raise SariseError(f"{out} was made with other preprocessing: "
+                              f"{store.attrs['preprocessing']}; use another folder")  # fmt: skip
+    else:
+        store = ImageStore.create(out, channels=[f"c{i}:{p}" for i, p in enumerate(cfg.channels)],
+                                  size=cfg.size, dtype=cfg.dtype, chunk=cfg.chunk,
+                                  thumbnail=cfg.thumbnail, preprocessing=prep)  # fmt: skip
+    known = frozenset(store.known_sha256())
+    summary = IngestSummary()
+    batches = [files[i : i + cfg.chunk] for i in range(0, len(files), cfg.chunk)]
+    own = client is None
+    if own:
+        from sarise.cluster import get_client
+
+        client = get_client("local", workers=workers)
+    try:
+        cfg_json = cfg.model_dump_json()
+        root_s = str(root) if root else None
+        window = 2 * max(1, len(client.scheduler_info()["workers"]))
+        futures = []
+        with progress(len(files), "ingest", enabled=show_progress, logger=logger) as bar:
+            for i in range(len(batches)):
+                while len(futures) < window and i + len(futures) < len(batches):
+                    b = batches[i + len(futures)]
+                    futures.append(client.submit(_prepare_batch, [str(p) for p in b], cfg_json,
+                                                 known, root_s, pure=False))  # fmt: skip
+                results = futures.pop(0).result()
+                _commit(store, batches[i], results, summary, side)
+                bar.advance(len(batches[i]))
+    finally:
+        if own:
+            cluster = client.cluster
+            client.close()
+            cluster.close()
+    logger.info("ingest summary\n%s", summary.table())
+    if summary.files and summary.failed / summary.files > cfg.max_failed_fraction:
+        raise SariseError(f"{summary.failed} of {summary.files} files failed (see "
+                          f"{out / 'errors.parquet'}); max_failed_fraction is "
+                          f"{cfg.max_failed_fraction}")  # fmt: skip
+    return summary
+
+
+def _commit(store, paths, results, summary: IngestSummary, side) -> None:
+    from sarise.io.metadata import join_sidecar
+
+    images, corners, thumbs, rows, errors = [], [], [], [], []
+    for path, (fmt, status, im, yx, th, rw, reason) in zip(paths, results, strict=True):
+        summary.add(fmt, status)
+        if status == "failed":
+            logger.error("%s: %s", path, reason)
+            errors.append({"path": str(path), "format": fmt, "reason": reason})
+        elif status == "read":
+            images.append(im)
+            corners.append(yx)
+            thumbs.append(th)
+            rows.extend(rw)
+    if images:
+        table = pd.DataFrame(rows)
+        if side is not None:
+            table = join_sidecar(table, side)
+        store.append(np.concatenate(images), table, tile_yx=np.concatenate(corners),
+                     thumbnails=np.concatenate(thumbs))  # fmt: skip
+        summary.images += len(table)
+    store.add_errors(pd.DataFrame(errors))

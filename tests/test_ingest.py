@@ -1,0 +1,117 @@
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from sarise.config import IngestConfig
+from sarise.demo_archive import write_demo_archive
+from sarise.errors import SariseError
+from sarise.ingest import ingest, list_files
+from sarise.store import ImageStore
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    root = tmp_path_factory.mktemp("archive")
+    sidecar = write_demo_archive(root, n=12, size=80)
+    (root / "2014" / "broken.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"0" * 50)
+    (root / "2014" / "empty.tif").touch()
+    return root, sidecar
+
+
+def _sarise(*args, env):
+    return subprocess.run([sys.executable, "-m", "sarise.cli", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def test_ingest_stores_good_files_records_bad_ones_and_reruns_skip(archive, tmp_path, cli_env):
+    root, sidecar = archive
+    res = _sarise("ingest", tmp_path / "store", root, "--sidecar", sidecar, "--workers", "2",
+                  "--no-progress", env=cli_env)  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    assert "2 of 14 files failed" in res.stderr
+    store = ImageStore.open(tmp_path / "store")
+    assert len(store) == 12 and store.array("images").shape == (12, 1, 128, 128)
+    meta = store.metadata()
+    assert meta["path"].is_unique and meta["image_id"].is_unique
+    assert set(meta["outcome"]) == {"ok", "failed"} and meta["grower"].notna().all()
+    images = store.array("images")[:].astype(np.float32)
+    assert images.min() >= 0 and images.max() <= 1
+    errors = store.errors()
+    assert sorted(errors["path"].str.rsplit("/", n=1).str[-1]) == ["broken.h5", "empty.tif"]
+    assert errors["reason"].str.len().min() > 5
+    again = _sarise("ingest", tmp_path / "store", root, "--sidecar", sidecar,
+                    "--max-failed-fraction", "0.2", "--no-progress", env=cli_env)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert len(ImageStore.open(tmp_path / "store")) == 12  # all skipped by sha256
+    assert "skipped" in again.stdout
+
+
+def test_killed_ingest_resumes_to_the_same_store(archive, tmp_path, cli_env):
+    root, sidecar = archive
+    cfg = IngestConfig(size=64, chunk=2, max_failed_fraction=0.5)
+    ingest([root], tmp_path / "ref", config=cfg, sidecar=sidecar, workers=1, show_progress=False)
+    conf = tmp_path / "c.yaml"
+    conf.write_text("ingest: {size: 64, chunk: 2, max_failed_fraction: 0.5}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "sarise.cli", "ingest", str(tmp_path / "run"),
+                             str(root), "-c", str(conf), "--sidecar", str(sidecar),
+                             "--workers", "1", "--no-progress"], env=cli_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    parts = tmp_path / "run" / "metadata.parquet"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if parts.is_dir() and len(list(parts.glob("part-*.parquet"))) >= 2:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the ingest finished before it could be killed"
+    assert 0 < len(ImageStore.open(tmp_path / "run")) < 12
+    res = _sarise("ingest", tmp_path / "run", root, "-c", conf, "--sidecar", sidecar,
+                  "--workers", "1", "--no-progress", env=cli_env)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    ref, run = ImageStore.open(tmp_path / "ref"), ImageStore.open(tmp_path / "run")
+    for name in ("images", "image_id", "tile_yx", "thumbnails"):
+        np.testing.assert_array_equal(ref.array(name)[:], run.array(name)[:])
+    cols = [c for c in ref.metadata().columns if c != "path"]
+    assert ref.metadata()[cols].equals(run.metadata()[cols])
+
+
+def test_real_files_and_tiles(shared_data, tmp_path):
+    cfg = IngestConfig(channels=("height|^z",), fit="tile", size=128, chunk=8)
+    summary = ingest([shared_data / "pfm-h5", shared_data / "sxm"], tmp_path / "s", config=cfg,
+                     root=shared_data, workers=2, show_progress=False)  # fmt: skip
+    assert summary.failed == 0 and summary.counts["hdf5"]["read"] == 13
+    store = ImageStore.open(tmp_path / "s")
+    assert len(store) == 4 * 18  # 256 px scans in four 128 px tiles
+    corners = store.array("tile_yx")[:4].tolist()
+    assert corners == [[0, 0], [0, 128], [128, 0], [128, 128]]
+    meta = store.metadata()
+    assert meta.loc[meta["path"] == "pfm-h5/PZT_final0001.h5", "material"].eq("PZT_final").all()
+
+
+def test_listing_and_refusals(archive, tmp_path):
+    root, _ = archive
+    files = list_files([root])
+    assert len(files) == 14 and files == sorted(files)
+    assert all(f.suffix != ".csv" for f in files)
+    assert list_files([str(root / "*" / "*.png")]) == [f for f in files if f.suffix == ".png"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SariseError, match="no files found"):
+        ingest([tmp_path / "empty"], tmp_path / "s")
+    # a named file that does not exist is one clear failure, not an abort
+    with pytest.raises(SariseError, match="1 of 1 files failed"):
+        ingest([tmp_path / "missing.ibw"], tmp_path / "m", workers=1, show_progress=False)
+    errors = ImageStore.open(tmp_path / "m").errors()
+    assert errors["reason"].tolist() == ["cannot open: No such file or directory"]
+    ingest([root / "2014" / "stripes_000.h5"], tmp_path / "s", config=IngestConfig(size=32),
+           workers=1, show_progress=False)  # fmt: skip
+    with pytest.raises(SariseError, match="other preprocessing"):
+        ingest([root], tmp_path / "s", config=IngestConfig(size=64), workers=1)
+    shutil.rmtree(tmp_path / "s")
