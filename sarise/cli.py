@@ -204,6 +204,19 @@ def evaluate_cmd(
         raise typer.Exit(1)
 
 
+@app.command("demo-archive")
+def demo_archive_cmd(
+    out: Annotated[Path, typer.Argument(help="Folder for the files and sidecar.csv.")],
+    n: Annotated[int, typer.Option(min=1, help="Number of files.")] = 48,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+    size: Annotated[int, typer.Option(min=16, help="Image edge in pixels.")] = 256,
+) -> None:
+    """Write the demo's microscopy-like archive (HDF5, OME-TIFF, PNG + a sidecar)."""
+    from sarise.demo_archive import write_demo_archive
+
+    typer.echo(f"wrote {write_demo_archive(out, n, seed=seed, size=size)}")
+
+
 @app.command("ingest")
 def ingest_cmd(
     out: Annotated[Path, typer.Argument(help="Image store folder (created or appended to).")],

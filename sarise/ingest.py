@@ -25,7 +25,11 @@ from sarise._progress import progress
 from sarise.config import IngestConfig
 from sarise.errors import SariseError
 
-__all__ = ["IngestSummary", "ingest", "list_files", "prepare_file"]
+__all__ = ["NOT_DATA", "IngestSummary", "ingest", "list_files", "prepare_file"]
+
+#: Suffixes folder walks skip: documents and tables that sit beside scans.
+NOT_DATA = (".txt", ".md", ".rst", ".csv", ".tsv", ".yaml", ".yml", ".json", ".pdf", ".log",
+            ".py", ".ipynb", ".html", ".xml", ".doc", ".docx", ".xls", ".xlsx")  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +64,9 @@ class IngestSummary:
 def list_files(sources: list[str | Path]) -> list[Path]:
     """Files under folders (recursively), matched by globs, or named; sorted, unique.
 
-    Hidden files and the sidecars of the demo archive (``*.csv``, ``*.yaml``) are left out
-    of folder walks; a named file is always kept (and fails clearly if unreadable).
+    Folder walks leave out hidden files and documents that are never images
+    (:data:`NOT_DATA`: notes, licences, sidecars); any other file is tried and reported if
+    unreadable. A named file is always kept.
     """
     found: set[Path] = set()
     for src in sources:
@@ -70,7 +75,7 @@ def list_files(sources: list[str | Path]) -> list[Path]:
             found.update(Path(p) for p in globmod.glob(s, recursive=True) if Path(p).is_file())
         elif Path(s).is_dir():
             for p in Path(s).rglob("*"):
-                if p.name.startswith(".") or p.suffix.lower() in (".csv", ".yaml", ".yml"):
+                if p.name.startswith(".") or p.suffix.lower() in NOT_DATA:
                     continue
                 if p.is_file() or p.is_symlink():
                     found.add(p)

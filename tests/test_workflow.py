@@ -34,7 +34,8 @@ def workdir(tmp_path):
 def test_dry_run(cli_env, workdir):
     out = snakemake(["-n", "--directory", str(workdir)], cli_env)
     assert out.returncode == 0, out.stdout + out.stderr
-    for rule in ("symmetry_split", "symmetry_preview", "train", "export_model", "evaluate", "all"):
+    for rule in ("symmetry_split", "symmetry_preview", "train", "export_model", "evaluate",
+                 "demo_archive", "ingest", "all"):  # fmt: skip
         assert rule in out.stdout
 
 
@@ -71,6 +72,13 @@ def test_demo_runs_end_to_end_and_reruns_are_no_ops(cli_env, workdir):
     evaluation = json.loads((work / "results/demo/evaluation/report.json").read_text())
     assert {"test", "ood-atoms", "noise-0.1", "noise-0.3"} <= set(evaluation["sets"])
     assert "step 60/60" in (work / "logs/demo/train.log").read_text()
+    from sarise.store import ImageStore
+
+    store = ImageStore.open(work / "results/demo/store")
+    meta = store.metadata()
+    assert len(store) >= 48 and (meta["path"].str.count("/") >= 1).all()
+    assert {"grower", "outcome", "substrate"} <= set(meta.columns)
+    assert "0 failed" in (work / "logs/demo/ingest.log").read_text()
     again = snakemake(args, cli_env)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     report = snakemake([*args, "--report", str(work / "report.html")], cli_env)

@@ -63,7 +63,9 @@ def metadata_row(scan: Scan, *, root: str | Path | None = None, sha256: str | No
     meta = scan.metadata
     ny, nx = scan.channels[0].data.shape
     size = meta.get("scan_size_m") or [None, None]
-    rel = path.relative_to(root).as_posix() if root is not None else path.as_posix()
+    rel = path.as_posix()
+    if root is not None and path.is_relative_to(root):  # files outside root keep their path
+        rel = path.relative_to(root).as_posix()
     return {
         "path": rel,
         "sha256": sha256 or file_sha256(path),

@@ -26,12 +26,21 @@ def get_config_file():
     return os.path.relpath(workflow.configfiles[-1])
 
 
+def get_ingest_extra_sources():
+    """The shared real-data folder, when this machine has one (quoted for the shell)."""
+    shared = os.environ.get(
+        "SARISE_SHARED_DATA", os.path.join(workflow.basedir, "..", "shared", "data")
+    )
+    return f"'{os.path.abspath(shared)}'" if os.path.isdir(shared) else ""
+
+
 def get_final_outputs():
     outputs = [f"results/{RUN}/symmetry/preview.png"]
     outputs += expand("results/{run}/symmetry/{split}.zarr", run=RUN, split=SPLITS)
     outputs += [
         f"results/{RUN}/model/model.safetensors",
         f"results/{RUN}/evaluation/report.json",
+        f"results/{RUN}/store",
     ]
     return outputs
 

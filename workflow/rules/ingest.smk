@@ -1,0 +1,32 @@
+# Stage 3: instrument files into the image store (sarise ingest). The demo ingests an
+# archive it writes itself, plus ../shared/data (or $SARISE_SHARED_DATA) when present.
+
+
+rule demo_archive:
+    output:
+        directory("results/{run}/archive"),
+    log:
+        "logs/{run}/demo_archive.log",
+    conda:
+        "../../envs/sarise.yaml"
+    shell:
+        "sarise demo-archive {output} > {log} 2>&1"
+
+
+rule ingest:
+    input:
+        config=get_config_file(),
+        archive="results/{run}/archive",
+    output:
+        directory("results/{run}/store"),
+    log:
+        "logs/{run}/ingest.log",
+    conda:
+        "../../envs/sarise.yaml"
+    threads: workflow.cores
+    params:
+        extra=get_ingest_extra_sources(),
+    shell:
+        "sarise ingest {output} {input.archive} {params.extra} --config {input.config}"
+        " --sidecar {input.archive}/sidecar.csv --root {input.archive}"
+        " --workers {threads} --no-progress > {log} 2>&1"
