@@ -137,54 +137,22 @@ def read_labelled_folder(
 
 
 def _read_grey(path: Path) -> np.ndarray:
-    if path.suffix.lower() in (".tif", ".tiff"):
-        try:
-            import tifffile
+    """The first channel of any file the reader registry reads, scaled to [0, 1]."""
+    from sarise.io import read_scan
+    from sarise.preprocess import scale_unit
 
-            a = np.asarray(tifffile.imread(path))
-        except ImportError:
-            a = None
-        if a is not None:
-            a = np.squeeze(a).astype(np.float64)
-            if a.ndim == 3:
-                a = a.mean(axis=-1) if a.shape[-1] in (3, 4) else a[0]
-            return _unit(a, path)
-    from PIL import Image
-
-    with Image.open(path) as im:
-        if im.mode in ("I", "I;16", "F", "L"):
-            a = np.asarray(im, dtype=np.float64)
-        else:
-            a = np.asarray(im.convert("RGB"), dtype=np.float64).mean(axis=-1)
-    return _unit(a, path)
-
-
-def _unit(a: np.ndarray, path: Path) -> np.ndarray:
-    if a.ndim != 2:
-        raise SariseError(f"{path}: expected a 2-D image, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        a = np.nan_to_num(a, nan=np.nanmean(a))
-    lo, hi = float(a.min()), float(a.max())
-    if hi <= lo:
+    a = read_scan(path).channels[0].data
+    if np.nanmax(a) <= np.nanmin(a):
         raise SariseError(f"{path}: the image is constant")
-    return ((a - lo) / (hi - lo)).astype(np.float32)
+    return scale_unit(a).astype(np.float32)
 
 
 def _image_tiles(a: np.ndarray, size: int, mode: str) -> np.ndarray:
-    h, w = a.shape
-    if mode == "tile" and min(h, w) >= size:
-        ty, tx = h // size, w // size
-        y0, x0 = (h - ty * size) // 2, (w - tx * size) // 2
-        a = a[y0 : y0 + ty * size, x0 : x0 + tx * size]
-        return a.reshape(ty, size, tx, size).swapaxes(1, 2).reshape(-1, size, size)
-    side = min(h, w)
-    y0, x0 = (h - side) // 2, (w - side) // 2
-    a = a[y0 : y0 + side, x0 : x0 + side]
-    if side != size:
-        from skimage.transform import resize
+    from sarise.preprocess import fit_square, tiles
 
-        a = resize(a, (size, size), order=1, anti_aliasing=side > size, preserve_range=True)
-    return a[None].astype(np.float32)
+    if mode == "tile" and min(a.shape) >= size:
+        return tiles(a, size)[0].astype(np.float32)
+    return fit_square(a, size, "crop")[None].astype(np.float32)
 
 
 def _invariance(model, config: SymmetryConfig, per_group: int, classes, batch: int, seed: int):
