@@ -11,7 +11,6 @@ over a glob, and among globs the first listed wins.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from sarise._files import file_sha256
 from sarise.errors import SariseError
 from sarise.io._base import Scan
 
@@ -30,15 +30,6 @@ COLUMNS = (
     "scan_size_x_m", "scan_size_y_m", "pixel_size_x_m", "pixel_size_y_m", "pixels_x",
     "pixels_y", "date", "material", "sample", "imaging_mode", "drive_frequency_hz", "raw",
 )  # fmt: skip
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes, read in blocks."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _json_safe(value: Any) -> Any:

@@ -7,7 +7,6 @@ image size, the sarise version and the sha256 of the weights file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from importlib import resources
@@ -16,6 +15,7 @@ from typing import Any
 
 import torch
 
+from sarise._files import file_sha256
 from sarise._version import __version__
 from sarise.errors import SariseError
 from sarise.models.resnet import ResNet, create_model
@@ -31,14 +31,6 @@ PRETRAINED = "wallpaper-resnet18-w32"
 def pretrained_path() -> Path:
     """The shipped model's ``.safetensors`` file (docs/model-card.md)."""
     return Path(str(resources.files("sarise.models") / "pretrained" / f"{PRETRAINED}.safetensors"))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def export_model(
@@ -106,7 +98,7 @@ def export_model(
             "config": hp.get("config"),
         },
         "exported_by": __version__,
-        "sha256": _sha256(tmp),
+        "sha256": file_sha256(tmp),
         **(extra or {}),
     }
     json_tmp = out.with_suffix(".json.partial")
@@ -162,14 +154,14 @@ def load_model(
         hp = ckpt["hyper_parameters"]
         info = {"format": FORMAT, "model": hp["model"], "classes": list(hp["classes"]),
                 "normalization": hp["normalization"], "image_size": hp["image_size"],
-                "sha256": _sha256(path)}  # fmt: skip
+                "sha256": file_sha256(path)}  # fmt: skip
         state = {k.removeprefix("model.").replace("_orig_mod.", ""): v
                  for k, v in ckpt["state_dict"].items() if k.startswith("model.")}  # fmt: skip
     else:
         info = read_info(path)
         if not path.exists():
             raise SariseError(f"no model weights at {path}")
-        if verify and _sha256(path) != info["sha256"]:
+        if verify and file_sha256(path) != info["sha256"]:
             raise SariseError(f"{path}: sha256 differs from its description (corrupt or replaced)")
         state = load_file(path)
     model = create_model(**info["model"], num_classes=len(info["classes"]))
