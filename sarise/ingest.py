@@ -217,6 +217,10 @@ def ingest(
     try:
         cfg_json = cfg.model_dump_json()
         root_s = str(root) if root else None
+        # sent to each worker once, not with every task (a large archive has millions)
+        [known_f] = client.scatter([known], broadcast=True, hash=False)
+        seen = dict.fromkeys(known, "")
+        reported = dict(store.errors()[["path", "reason"]].itertuples(index=False, name=None))
         window = 2 * max(1, len(client.scheduler_info()["workers"]))
         futures = []
         with progress(len(files), "ingest", enabled=show_progress, logger=logger) as bar:
@@ -224,9 +228,9 @@ def ingest(
                 while len(futures) < window and i + len(futures) < len(batches):
                     b = batches[i + len(futures)]
                     futures.append(client.submit(_prepare_batch, [str(p) for p in b], cfg_json,
-                                                 known, root_s, pure=False))  # fmt: skip
+                                                 known_f, root_s, pure=False))  # fmt: skip
                 results = futures.pop(0).result()
-                _commit(store, batches[i], results, summary, side)
+                _commit(store, batches[i], results, summary, side, seen, reported, root)
                 bar.advance(len(batches[i]))
     finally:
         if own:
@@ -241,16 +245,31 @@ def ingest(
     return summary
 
 
-def _commit(store, paths, results, summary: IngestSummary, side) -> None:
-    from sarise.io.metadata import join_sidecar
+def _commit(store, paths, results, summary, side, seen: dict, reported: dict, root) -> None:
+    """Append one batch; ``seen`` maps the sha256 stored so far to a path (two copies of a
+    file in an archive are stored once: ids are made from the content); ``reported`` maps
+    the paths in ``errors.parquet`` to their reason (a rerun does not repeat a failure, and
+    clears it when the file now reads)."""
+    from sarise.io.metadata import join_sidecar, store_path
 
     images, corners, thumbs, rows, errors = [], [], [], [], []
     for path, (fmt, status, im, yx, th, rw, reason) in zip(paths, results, strict=True):
+        if status == "read" and rw[0]["sha256"] in seen:
+            logger.info("%s: same content as %s, stored once", path, seen[rw[0]["sha256"]] or
+                        "a file already in the store")  # fmt: skip
+            status = "skipped"
         summary.add(fmt, status)
+        name = store_path(path, root)
         if status == "failed":
             logger.error("%s: %s", path, reason)
-            errors.append({"path": str(path), "format": fmt, "reason": reason})
-        elif status == "read":
+            if reported.get(name) != reason:
+                errors.append({"path": name, "format": fmt, "reason": reason})
+                reported[name] = reason
+        elif name in reported:  # it reads now
+            errors.append({"path": name, "format": fmt, "reason": None})
+            del reported[name]
+        if status == "read":
+            seen[rw[0]["sha256"]] = str(path)
             images.append(im)
             corners.append(yx)
             thumbs.append(th)

@@ -48,6 +48,7 @@ class ImageStore:
     def __init__(self, root: Path, group):
         self.root = root
         self._group = group
+        self._n = self._count_committed()
 
     # -- creation and opening ----------------------------------------------------------
     @classmethod
@@ -101,7 +102,7 @@ class ImageStore:
             raise SariseError(f"{root}: image store schema {group.attrs.get('schema')} is not "
                               f"{SCHEMA_VERSION}")  # fmt: skip
         store = cls(root, group)
-        n = store._committed()
+        n = len(store)
         if mode != "r" and group["images"].shape[0] != n:
             store._resize(n)
         for tmp in (root / "metadata.parquet").glob("*.partial"):
@@ -118,7 +119,7 @@ class ImageStore:
         return dict(self._group.attrs)
 
     def __len__(self) -> int:
-        return self._committed()
+        return self._n
 
     def array(self, name: str):
         """A Zarr array of the store (``images``, ``image_id``, ``tile_yx``, ``thumbnails``)."""
@@ -126,20 +127,20 @@ class ImageStore:
 
     def metadata(self) -> pd.DataFrame:
         """All committed metadata rows, in image order."""
-        parts = self._parts()
-        if not parts:
-            return pd.DataFrame()
-        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        return _read_parts(self._parts())
 
     def errors(self) -> pd.DataFrame:
-        parts = sorted((self.root / "errors.parquet").glob("part-*.parquet"))
-        if not parts:
+        """The files that still fail: the latest reason per path (a row with no reason,
+        written when a file later reads, clears the path)."""
+        table = _read_parts(sorted((self.root / "errors.parquet").glob("part-*.parquet")))
+        if table.empty:
             return pd.DataFrame(columns=["path", "reason"])
-        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        table = table.drop_duplicates("path", keep="last")
+        return table[table["reason"].notna()].reset_index(drop=True)
 
     def known_sha256(self) -> set[str]:
         """sha256 of every file already stored (a rerun skips them)."""
-        meta = self.metadata()
+        meta = _read_parts(self._parts(), ["sha256"])
         return set(meta["sha256"]) if "sha256" in meta else set()
 
     # -- writing -----------------------------------------------------------------------
@@ -168,10 +169,12 @@ class ImageStore:
         g["tile_yx"][n : n + k] = -1 if tile_yx is None else tile_yx
         if thumbnails is not None:
             g["thumbnails"][n : n + k] = thumbnails
-        part = self.root / "metadata.parquet" / f"part-{len(self._parts()):06d}.parquet"
+        part = self.root / "metadata.parquet" / f"part-{self._n_parts:06d}.parquet"
         tmp = part.with_name(part.name + ".partial")
         rows.reset_index(drop=True).to_parquet(tmp, index=False)
         os.replace(tmp, part)  # the commit
+        self._n += k
+        self._n_parts += 1
 
     def add_errors(self, rows: pd.DataFrame) -> None:
         """Record files that failed (``path``, ``reason`` and any other columns)."""
@@ -187,12 +190,26 @@ class ImageStore:
     def _parts(self) -> list[Path]:
         return sorted((self.root / "metadata.parquet").glob("part-*.parquet"))
 
-    def _committed(self) -> int:
+    def _count_committed(self) -> int:
         import pyarrow.parquet as pq
 
-        return sum(pq.ParquetFile(p).metadata.num_rows for p in self._parts())
+        parts = self._parts()
+        self._n_parts = len(parts)
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
 
     def _resize(self, n: int) -> None:
         for name in ("images", "image_id", "tile_yx", "thumbnails"):
             a = self._group[name]
             a.resize((n, *a.shape[1:]))
+
+
+def _read_parts(parts: list[Path], columns: list[str] | None = None) -> pd.DataFrame:
+    """Parquet parts as one table (a column missing from a part is null there)."""
+    import pyarrow.parquet as pq
+
+    frames = []
+    for p in parts:
+        names = pq.read_schema(p).names
+        cols = None if columns is None else [c for c in columns if c in names]
+        frames.append(pd.read_parquet(p, columns=cols))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

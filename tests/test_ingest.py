@@ -115,3 +115,31 @@ def test_listing_and_refusals(archive, tmp_path):
     with pytest.raises(SariseError, match="other preprocessing"):
         ingest([root], tmp_path / "s", config=IngestConfig(size=64), workers=1)
     shutil.rmtree(tmp_path / "s")
+
+
+def test_copies_are_stored_once_and_errors_are_not_repeated(archive, tmp_path):
+    root, _ = archive
+    src = tmp_path / "src"
+    shutil.copytree(root / "2014", src / "a")
+    shutil.copytree(root / "2014", src / "b")  # a copied folder: same files twice
+    cfg = IngestConfig(size=32, chunk=3, max_failed_fraction=1.0)
+    first = ingest([src], tmp_path / "s", config=cfg, workers=2, show_progress=False)
+    n_files = len(list_files([src]))
+    assert first.files == n_files and first.failed == 4
+    assert sum(c["skipped"] for c in first.counts.values()) == (n_files - 4) // 2
+    store = ImageStore.open(tmp_path / "s")
+    meta = store.metadata()
+    assert len(store) == (n_files - 4) // 2 and meta["image_id"].is_unique
+    assert meta["path"].str.startswith("a/").all()  # the first copy in sorted order
+    assert len(store.errors()) == 4
+    parts = sorted((tmp_path / "s" / "errors.parquet").glob("part-*.parquet"))
+    ingest([src], tmp_path / "s", config=cfg, workers=1, show_progress=False)
+    # the same failures are not written again
+    assert sorted((tmp_path / "s" / "errors.parquet").glob("part-*.parquet")) == parts
+    # a file repaired in place leaves the error table once ingested
+    shutil.copy(root / "2015" / "bubbles_001.h5", src / "a" / "broken.h5")
+    shutil.copy(root / "2018" / "stripes_004.tif", src / "a" / "empty.tif")
+    ingest([src], tmp_path / "s", config=cfg, workers=1, show_progress=False)
+    store = ImageStore.open(tmp_path / "s")
+    assert sorted(store.errors()["path"]) == ["b/broken.h5", "b/empty.tif"]
+    assert len(store) == (n_files - 4) // 2 + 2

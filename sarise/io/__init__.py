@@ -33,9 +33,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Reader modules, strongest signature first (IBW's two-byte version is the weakest).
-READERS = ("hdf5", "sxm", "gwy", "tiff", "image", "ibw")
-_MODULES = {"hdf5": "h5", "sxm": "sxm", "gwy": "gwy", "tiff": "tiff", "image": "image",
-            "ibw": "ibw"}  # fmt: skip
+READERS = ("hdf5", "sxm", "spm", "gwy", "tiff", "image", "ibw")
+_MODULES = {"hdf5": "h5", "sxm": "sxm", "spm": "spm", "gwy": "gwy", "tiff": "tiff",
+            "image": "image", "ibw": "ibw"}  # fmt: skip
 _HEAD = 64
 
 

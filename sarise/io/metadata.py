@@ -44,6 +44,15 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
+def store_path(path: str | Path, root: str | Path | None) -> str:
+    """How the store names a file: relative to ``root`` when inside it (as sidecars name
+    files), else the path as given."""
+    path = Path(path)
+    if root is not None and path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    return path.as_posix()
+
+
 def metadata_row(scan: Scan, *, root: str | Path | None = None, sha256: str | None = None):
     """The normalised metadata of a scan as a flat dict (:data:`COLUMNS`).
 
@@ -54,11 +63,8 @@ def metadata_row(scan: Scan, *, root: str | Path | None = None, sha256: str | No
     meta = scan.metadata
     ny, nx = scan.channels[0].data.shape
     size = meta.get("scan_size_m") or [None, None]
-    rel = path.as_posix()
-    if root is not None and path.is_relative_to(root):  # files outside root keep their path
-        rel = path.relative_to(root).as_posix()
     return {
-        "path": rel,
+        "path": store_path(path, root),
         "sha256": sha256 or file_sha256(path),
         "size_bytes": path.stat().st_size,
         "format": scan.format,
