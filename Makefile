@@ -52,9 +52,10 @@ lint: install  ## Static checks: ruff, snakefmt, snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 
-benchmark: install  ## Throughput tables: generator, training
+benchmark: install  ## Throughput tables: generator, training, ingest
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_ingest.py
 
 clean:
 	rm -rf results logs .snakemake .cache
