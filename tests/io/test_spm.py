@@ -66,10 +66,10 @@ def test_truncated_and_misnamed(tmp_path):
     _nanoscope(tmp_path / "ok.spm")
     blob = (tmp_path / "ok.spm").read_bytes()
     (tmp_path / "short.spm").write_bytes(blob[: HEADER + 10])
-    with pytest.raises(ReaderError, match="short.spm: channel 'Height Sensor'.*truncated"):
+    with pytest.raises(ReaderError, match=r"short\.spm: channel 'Height Sensor'.*truncated"):
         read_scan(tmp_path / "short.spm")
     (tmp_path / "head.spm").write_bytes(blob[:200])
-    with pytest.raises(ReaderError, match="no .*File list end"):
+    with pytest.raises(ReaderError, match=r"no .*File list end"):
         read_scan(tmp_path / "head.spm")
     (tmp_path / "scan.tif").write_bytes(blob)  # wrong suffix: read by its content
     assert detect_format(tmp_path / "scan.tif") == "spm"
