@@ -97,16 +97,10 @@ def build_inputs(data: Path, demo: Path, factor: int, out: Path) -> dict[str, li
 
 def run(files: list[Path], store: Path, workers: int) -> tuple[float, int, float, int]:
     cfg = IngestConfig(channels=(".*",), size=128, fit="crop", chunk=16)
-    client = get_client("local", workers=workers)
-    try:
-        with PeakRSS() as rss:
-            t0 = time.perf_counter()
-            summary = ingest(files, store, config=cfg, client=client, show_progress=False)
-            wall = time.perf_counter() - t0
-    finally:
-        cluster = client.cluster
-        client.close()
-        cluster.close()
+    with get_client(workers=workers) as client, PeakRSS() as rss:
+        t0 = time.perf_counter()
+        summary = ingest(files, store, config=cfg, client=client, show_progress=False)
+        wall = time.perf_counter() - t0
     if summary.failed:
         raise SystemExit(f"{summary.failed} files failed:\n{summary.table()}")
     return wall, summary.images, sum(f.stat().st_size for f in files) / 1e6, rss.peak

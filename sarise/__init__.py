@@ -13,6 +13,10 @@ _LAZY = {
     "SarisConfig": "sarise.config",
     "load_config": "sarise.config",
     "generate": "sarise.symmetry",
+    "ingest": "sarise.ingest",
+    "extract": "sarise.features",
+    "open_run": "sarise.run",
+    "get_client": "sarise.cluster",
 }
 
 __all__ = ["__version__", *_LAZY]

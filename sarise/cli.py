@@ -55,6 +55,20 @@ def _main(
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="Run config YAML (defaults if omitted).")
 ]
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option("--cluster", help="Dask workers: local, cuda, slurm or mpi (cluster.kind)."),
+]
+WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Dask workers (cluster.workers).")]
+
+
+def _cluster_overrides(cluster: str | None, workers: int | None) -> dict:
+    out = {}
+    if cluster is not None:
+        out["cluster.kind"] = cluster
+    if workers is not None:
+        out["cluster.workers"] = workers
+    return out
 
 
 @app.command()
@@ -228,23 +242,58 @@ def ingest_cmd(
     root: Annotated[
         Path | None, typer.Option(help="Store paths relative to this folder (sidecar keys).")
     ] = None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Dask worker processes.")] = None,
+    cluster: ClusterOpt = None,
+    workers: WorkersOpt = None,
     max_failed_fraction: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Override ingest.max_failed_fraction.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Ingest instrument files (.ibw .h5 .sxm .gwy .tif .png ...) into an image store."""
+    from sarise.cluster import get_client
     from sarise.config import load_config
     from sarise.ingest import ingest
 
-    overrides = {}
+    overrides = _cluster_overrides(cluster, workers)
     if max_failed_fraction is not None:
         overrides["ingest.max_failed_fraction"] = max_failed_fraction
     cfg = load_config(config, **overrides)
-    summary = ingest(sources, out, config=cfg.ingest, sidecar=sidecar, root=root,
-                     workers=workers, show_progress=progress)  # fmt: skip
+    with get_client(cfg.cluster) as client:
+        summary = ingest(sources, out, config=cfg.ingest, sidecar=sidecar, root=root,
+                         client=client, show_progress=progress)  # fmt: skip
     typer.echo(summary.table())
+
+
+@app.command("extract")
+def extract_cmd(
+    store: Annotated[Path, typer.Argument(help="Image store folder (`sarise ingest`).")],
+    out: Annotated[Path, typer.Argument(help="Feature store to write (features.zarr).")],
+    config: ConfigOpt = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Exported .safetensors model (default: the shipped one).")
+    ] = None,
+    invariant: Annotated[
+        str | None, typer.Option(help="none, or d4: average over 90-degree rotations and flips.")
+    ] = None,
+    cluster: ClusterOpt = None,
+    workers: WorkersOpt = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Symmetry features, logits and group probabilities of every stored image (resumable)."""
+    from sarise.cluster import get_client
+    from sarise.config import load_config
+    from sarise.features import extract
+
+    overrides = _cluster_overrides(cluster, workers)
+    if model is not None:
+        overrides["extract.model"] = str(model)
+    if invariant is not None:
+        overrides["extract.invariant"] = invariant
+    cfg = load_config(config, **overrides)
+    with get_client(cfg.cluster) as client:
+        done = extract(store, out, config=cfg.extract, client=client, show_progress=progress)
+    typer.echo(f"{out}: {done['images']} images; {done['chunks']} chunks computed, "
+               f"{done['skipped']} already done")  # fmt: skip
 
 
 def main() -> None:

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 __all__ = [
     "AtomsConfig",
     "AugmentConfig",
+    "ClusterConfig",
     "ConfigError",
+    "ExtractConfig",
     "FieldConfig",
     "NaturalConfig",
     "SarisConfig",
@@ -282,6 +284,53 @@ class IngestConfig(_Model):
     """Exit non-zero when more than this fraction of the files failed."""
 
 
+class ClusterConfig(_Model):
+    """Where Dask workers come from (:func:`sarise.cluster.get_client`), for every stage."""
+
+    kind: Literal["local", "cuda", "slurm", "mpi"] = "local"
+    """``local``: processes here; ``cuda``: one Dask-CUDA worker per GPU here; ``slurm``:
+    batch jobs of workers (dask-jobqueue); ``mpi``: the ranks of an ``mpirun``/``srun``
+    launch (rank 0 the scheduler, rank 1 the command, the rest workers)."""
+    workers: int | None = Field(None, ge=1)
+    """Worker processes (local: default one per core; cuda: one per visible GPU; slurm:
+    in total, over ``jobs``; mpi: set by the launch)."""
+    threads_per_worker: int = Field(1, ge=1)
+    """Tasks each worker runs at once (torch uses the worker's cores inside one task)."""
+    rmm_pool_size: str | None = None
+    """cuda: an RMM pool per GPU (e.g. "24GB") shared with torch and CuPy; null: none."""
+    jobs: int = Field(1, ge=1)
+    """slurm: batch jobs to submit."""
+    cores: int = Field(4, ge=1)
+    """slurm: cores per job."""
+    memory: str = "16GB"
+    """slurm: memory per job."""
+    walltime: str = "01:00:00"
+    """slurm: time limit per job."""
+    queue: str | None = None
+    """slurm: partition (``--partition``)."""
+    account: str | None = None
+    """slurm: account (``--account``)."""
+    job_extra: tuple[str, ...] = ()
+    """slurm: more ``#SBATCH`` options, e.g. ``["--gpus-per-node=4"]``."""
+    timeout: float = Field(300.0, gt=0)
+    """Seconds to wait for the first worker (slurm jobs may queue)."""
+
+
+class ExtractConfig(_Model):
+    """Feature extraction (``sarise extract``)."""
+
+    model: str | None = None
+    """An exported ``.safetensors`` model (or a training ``.ckpt``); null: the shipped model."""
+    channel: int = Field(0, ge=0)
+    """Store channel fed to the model."""
+    batch_size: int = Field(256, ge=1)
+    invariant: Literal["none", "d4"] = "none"
+    """``d4``: average features and logits over the 8 rotations by 90 degrees and flips
+    (a microscope image's lattice orientation is arbitrary); 8x the compute."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """``auto``: the GPU when the worker has one."""
+
+
 class SarisConfig(_Model):
     """The whole run configuration (one YAML file)."""
 
@@ -291,6 +340,8 @@ class SarisConfig(_Model):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
 
 
 def _format_error(err: ValidationError, source: str) -> str:

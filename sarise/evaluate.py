@@ -28,7 +28,6 @@ from sarise._progress import progress
 from sarise._version import __version__
 from sarise.config import MOTIF_SOURCES, EvaluateConfig, SymmetryConfig
 from sarise.errors import SariseError
-from sarise.models.data import standardize
 from sarise.models.export import load_model
 
 __all__ = ["IMAGE_SUFFIXES", "evaluate", "predict", "read_labelled_folder"]
@@ -40,28 +39,12 @@ IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, images: np.ndarray, batch_size: int = 64):
-    """Logits and features of images ``[n, H, W]`` or ``[n, C, H, W]`` (any scale).
+    """Logits and features of images ``[n, H, W]`` or ``[n, C, H, W]`` (any scale), through
+    :func:`sarise.features.embed` (standardised as in training)."""
+    from sarise.features import embed
 
-    Each image is standardised (zero mean, unit variance) as in training.
-    """
-    device = next(model.parameters()).device
-    logits, feats = [], []
-    for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(standardize(np.asarray(images[i : i + batch_size])))
-        if x.ndim == 3:
-            x = x[:, None]
-        if x.shape[1] != model.in_chans:
-            if x.shape[1] != 1:
-                raise SariseError(f"images have {x.shape[1]} channels, the model {model.in_chans}")
-            x = x.expand(-1, model.in_chans, -1, -1)
-        lg, f = model(x.to(device))
-        logits.append(lg.float().cpu().numpy())
-        feats.append(f.float().cpu().numpy())
-    if not logits:
-        return np.zeros((0, model.num_classes), np.float32), np.zeros(
-            (0, model.num_features), np.float32
-        )
-    return np.concatenate(logits), np.concatenate(feats)
+    feats, logits = embed(model, images, batch_size=batch_size)
+    return logits, feats
 
 
 def _scores(labels: np.ndarray, logits: np.ndarray, classes: list[str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -209,34 +210,16 @@ def ingest(
     known = frozenset(store.known_sha256())
     summary = IngestSummary()
     batches = [files[i : i + cfg.chunk] for i in range(0, len(files), cfg.chunk)]
-    own = client is None
-    if own:
+    state = _Run(store, summary, side, dict.fromkeys(known, ""),
+                 dict(store.errors()[["path", "reason"]].itertuples(index=False, name=None)),
+                 root)  # fmt: skip
+    if client is None:
         from sarise.cluster import get_client
 
-        client = get_client("local", workers=workers)
-    try:
-        cfg_json = cfg.model_dump_json()
-        root_s = str(root) if root else None
-        # sent to each worker once, not with every task (a large archive has millions)
-        [known_f] = client.scatter([known], broadcast=True, hash=False)
-        seen = dict.fromkeys(known, "")
-        reported = dict(store.errors()[["path", "reason"]].itertuples(index=False, name=None))
-        window = 2 * max(1, len(client.scheduler_info()["workers"]))
-        futures = []
-        with progress(len(files), "ingest", enabled=show_progress, logger=logger) as bar:
-            for i in range(len(batches)):
-                while len(futures) < window and i + len(futures) < len(batches):
-                    b = batches[i + len(futures)]
-                    futures.append(client.submit(_prepare_batch, [str(p) for p in b], cfg_json,
-                                                 known_f, root_s, pure=False))  # fmt: skip
-                results = futures.pop(0).result()
-                _commit(store, batches[i], results, summary, side, seen, reported, root)
-                bar.advance(len(batches[i]))
-    finally:
-        if own:
-            cluster = client.cluster
-            client.close()
-            cluster.close()
+        with get_client(workers=workers) as own:
+            _run(own, batches, cfg, known, state, show_progress)
+    else:
+        _run(client, batches, cfg, known, state, show_progress)
     logger.info("ingest summary\n%s", summary.table())
     if summary.files and summary.failed / summary.files > cfg.max_failed_fraction:
         raise SariseError(f"{summary.failed} of {summary.files} files failed (see "
@@ -245,12 +228,45 @@ def ingest(
     return summary
 
 
-def _commit(store, paths, results, summary, side, seen: dict, reported: dict, root) -> None:
-    """Append one batch; ``seen`` maps the sha256 stored so far to a path (two copies of a
-    file in an archive are stored once: ids are made from the content); ``reported`` maps
-    the paths in ``errors.parquet`` to their reason (a rerun does not repeat a failure, and
-    clears it when the file now reads)."""
+@dataclass
+class _Run:
+    """What the client keeps while batches come back: ``seen`` maps the sha256 stored so
+    far to a path (two copies of a file are stored once: ids are made from the content);
+    ``reported`` maps the paths in ``errors.parquet`` to their reason (a rerun does not
+    repeat a failure, and clears it when the file now reads)."""
+
+    store: Any
+    summary: IngestSummary
+    side: pd.DataFrame | None
+    seen: dict[str, str]
+    reported: dict[str, str]
+    root: Path | None
+
+
+def _run(client, batches, cfg: IngestConfig, known, state: _Run, show_progress: bool) -> None:
+    cfg_json = cfg.model_dump_json()
+    root_s = str(state.root) if state.root else None
+    # sent to each worker once, not with every task (a large archive has millions)
+    [known_f] = client.scatter([frozenset(known)], broadcast=True, hash=False)
+    window = 2 * max(1, len(client.scheduler_info()["workers"]))
+    futures = []
+    total = sum(len(b) for b in batches)
+    with progress(total, "ingest", enabled=show_progress, logger=logger) as bar:
+        for i in range(len(batches)):
+            while len(futures) < window and i + len(futures) < len(batches):
+                b = batches[i + len(futures)]
+                futures.append(client.submit(_prepare_batch, [str(p) for p in b], cfg_json,
+                                             known_f, root_s, pure=False))  # fmt: skip
+            _commit(batches[i], futures.pop(0).result(), state)
+            bar.advance(len(batches[i]))
+
+
+def _commit(paths, results, state: _Run) -> None:
+    """Append one batch's images, record its failures."""
     from sarise.io.metadata import join_sidecar, store_path
+
+    store, summary, side, seen, reported = (state.store, state.summary, state.side, state.seen,
+                                            state.reported)  # fmt: skip
 
     images, corners, thumbs, rows, errors = [], [], [], [], []
     for path, (fmt, status, im, yx, th, rw, reason) in zip(paths, results, strict=True):
@@ -259,7 +275,7 @@ def _commit(store, paths, results, summary, side, seen: dict, reported: dict, ro
                         "a file already in the store")  # fmt: skip
             status = "skipped"
         summary.add(fmt, status)
-        name = store_path(path, root)
+        name = store_path(path, state.root)
         if status == "failed":
             logger.error("%s: %s", path, reason)
             if reported.get(name) != reason:

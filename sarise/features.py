@@ -1,0 +1,313 @@
+"""``sarise extract``: the image store through the symmetry model into ``features.zarr``.
+
+Feature store (``<run>/features.zarr``, one Zarr chunk per image-store chunk)
+--------------------------------------------------------------------------------
+``features[image, feature]`` float32 (the model's pooled features), ``logits[image, group]``
+and ``probabilities[image, group]`` float32 (softmax), ``image_id[image]`` int64 and
+``done[chunk]`` int32: how many images of each chunk are written. Attrs: ``extractor``,
+``version``, the model's ``model_sha256``, ``model_info``, the ``preprocessing`` (store's and
+extractor's) and the ``groups``. Every array names its dimensions, so
+``xarray.open_zarr`` reads it as is (:func:`sarise.open_run` joins it with the metadata).
+
+Execution
+---------
+The client makes the template (or grows it when the image store grew), then submits one
+task per chunk not yet done. A task reads its chunk of ``images.zarr``, runs the model (built
+once per worker process by :func:`get_featurizer`, never sent with tasks), writes its own
+chunk of every array and finally ``done[chunk]``: one writer per chunk, so a killed run
+resumes chunk by chunk and recomputes no finished chunk. On CPU the result is the same bit
+for bit whatever the number of workers, the batch size, or where the run was killed.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sarise._progress import progress
+from sarise._version import __version__
+from sarise.config import ExtractConfig
+from sarise.errors import SariseError
+
+__all__ = ["EXTRACTOR", "VERSION", "Featurizer", "embed", "extract", "get_featurizer"]
+
+EXTRACTOR = "sarise.features"
+#: Bumped when the same model and images would give other features.
+VERSION = 1
+
+logger = logging.getLogger(__name__)
+
+
+def _views(x: torch.Tensor, invariant: str) -> list[torch.Tensor]:
+    if invariant == "none":
+        return [x]
+    flips = (x, x.flip(-1))
+    return [torch.rot90(v, k, dims=(-2, -1)) for v in flips for k in range(4)]
+
+
+@torch.inference_mode()
+def embed(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    *,
+    batch_size: int = 256,
+    invariant: str = "none",
+    image_size: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features and logits of images ``[n, H, W]`` or ``[n, C, H, W]`` (any scale).
+
+    The one inference path of the package (extraction, evaluation, search). Each image is
+    standardised (zero mean, unit variance, as in training); square images of another size
+    than ``image_size`` are rescaled isotropically (antialiased). On a GPU the batch is
+    standardised there and the model runs in bfloat16 autocast with ``channels_last``.
+
+    Parameters
+    ----------
+    invariant : {'none', 'd4'}
+        ``d4`` averages features and logits over the 8 rotations by 90 degrees and flips.
+
+    Returns
+    -------
+    features : ndarray, float32, ``[n, model.num_features]``
+    logits : ndarray, float32, ``[n, model.num_classes]``
+    """
+    from sarise.models.data import standardize
+
+    device = next(model.parameters()).device
+    cuda = device.type == "cuda"
+    feats, logits = [], []
+    for i in range(0, len(images), batch_size):
+        x = torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])).to(device)
+        x = x.float()
+        if x.ndim == 3:
+            x = x[:, None]
+        if image_size and x.shape[-1] != image_size:
+            if x.shape[-1] != x.shape[-2]:
+                raise SariseError(f"images of {tuple(x.shape[-2:])} px are not square")
+            x = torch.nn.functional.interpolate(x, size=(image_size, image_size),
+                                                mode="bilinear", antialias=True)  # fmt: skip
+        x = standardize(x)
+        if x.shape[1] != model.in_chans:
+            if x.shape[1] != 1:
+                raise SariseError(f"images have {x.shape[1]} channels, the model {model.in_chans}")
+            x = x.expand(-1, model.in_chans, -1, -1)
+        f_sum = lg_sum = None
+        views = _views(x, invariant)
+        for v in views:
+            if cuda:
+                v = v.contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                lg, f = model(v)
+            lg, f = lg.float(), f.float()
+            f_sum = f if f_sum is None else f_sum + f
+            lg_sum = lg if lg_sum is None else lg_sum + lg
+        feats.append((f_sum / len(views)).cpu().numpy())
+        logits.append((lg_sum / len(views)).cpu().numpy())
+    if not feats:
+        return (np.zeros((0, model.num_features), np.float32),
+                np.zeros((0, model.num_classes), np.float32))  # fmt: skip
+    return np.concatenate(feats), np.concatenate(logits)
+
+
+@dataclass
+class Featurizer:
+    """A loaded model with its inference settings: ``featurizer(images)`` -> (features, logits)."""
+
+    model: torch.nn.Module
+    info: dict[str, Any]
+    batch_size: int
+    invariant: str
+
+    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return embed(self.model, images, batch_size=self.batch_size, invariant=self.invariant,
+                     image_size=self.info["image_size"])  # fmt: skip
+
+
+def _device(choice: str) -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise SariseError("extract.device is 'cuda' but this worker sees no GPU")
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=2)
+def _cached(model: str | None, device: str, batch_size: int, invariant: str) -> Featurizer:
+    from sarise.models import load_model
+
+    net, info = load_model(model, device=_device(device))
+    if net.parameters().__next__().device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    logger.info("model %s (sha256 %s) on %s", model or "shipped", info["sha256"][:12],
+                next(net.parameters()).device)  # fmt: skip
+    return Featurizer(net, info, batch_size, invariant)
+
+
+def get_featurizer(cfg: ExtractConfig, threads: int | None = None) -> Featurizer:
+    """The worker process's model for ``cfg``: built on first use, then reused."""
+    if threads:
+        torch.set_num_threads(threads)
+    with _lock:
+        return _cached(cfg.model, cfg.device, cfg.batch_size, cfg.invariant)
+
+
+# -- the feature store -------------------------------------------------------------------
+def _attrs(store, info: dict[str, Any], cfg: ExtractConfig) -> dict[str, Any]:
+    model_info = {k: info[k] for k in ("model", "classes", "normalization", "image_size")}
+    preprocessing = {"store": store.attrs["preprocessing"], "channel": cfg.channel,
+                     "invariant": cfg.invariant, "resize_to": info["image_size"]}  # fmt: skip
+    return {
+        "extractor": EXTRACTOR,
+        "version": VERSION,
+        "sarise": __version__,
+        "model_sha256": info["sha256"],
+        "model_info": model_info,
+        "preprocessing": preprocessing,
+        "groups": list(info["classes"]),
+        "chunk": int(store.array("images").chunks[0]),
+    }
+
+
+def _same(a: dict, b: dict) -> bool:
+    keys = ("extractor", "version", "model_sha256", "preprocessing", "chunk")
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def _template(path: Path, n: int, attrs: dict[str, Any], num_features: int):
+    """Create ``features.zarr`` for ``n`` images, or grow an existing one to ``n``."""
+    import zarr
+
+    chunk, k = attrs["chunk"], len(attrs["groups"])
+    n_chunks = math.ceil(n / chunk)
+    if (path / "zarr.json").exists():
+        g = zarr.open_group(path, mode="r+")
+        if not _same(dict(g.attrs), attrs):
+            old = {k: g.attrs.get(k) for k in ("model_sha256", "version", "preprocessing")}
+            raise SariseError(f"{path} was made with another model or preprocessing ({old}); "
+                              "remove it or write to another run")  # fmt: skip
+        for name in ("features", "logits", "probabilities", "image_id"):
+            a = g[name]
+            if a.shape[0] < n:
+                a.resize((n, *a.shape[1:]))
+        if g["done"].shape[0] < n_chunks:
+            g["done"].resize((n_chunks,))
+        return g
+    g = zarr.open_group(path, mode="w")
+    spec = {"features": ((n, num_features), (chunk, num_features), "float32", ["image", "feature"]),
+            "logits": ((n, k), (chunk, k), "float32", ["image", "group"]),
+            "probabilities": ((n, k), (chunk, k), "float32", ["image", "group"]),
+            "image_id": ((n,), (chunk,), "int64", ["image"])}  # fmt: skip
+    for name, (shape, chunks, dtype, dims) in spec.items():
+        g.create_array(name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=dims,
+                       fill_value=-1 if dtype == "int64" else np.nan)  # fmt: skip
+    g.create_array("done", shape=(n_chunks,), chunks=(1,), dtype="int32", fill_value=0,
+                   dimension_names=["chunk"])  # fmt: skip
+    g.attrs.update(attrs)
+    return g
+
+
+def _extract_chunk(store_root: str, out: str, c: int, n: int, cfg_json: str, threads: int) -> int:
+    """Worker task: chunk ``c`` of the image store (images ``< n``) into ``features.zarr``."""
+    import zarr
+    from scipy.special import softmax
+
+    cfg = ExtractConfig.model_validate_json(cfg_json)
+    images = zarr.open_array(Path(store_root) / "images.zarr" / "images", mode="r")
+    ids = zarr.open_array(Path(store_root) / "images.zarr" / "image_id", mode="r")
+    chunk = images.chunks[0]
+    lo, hi = c * chunk, min((c + 1) * chunk, n)
+    featurizer = get_featurizer(cfg, threads)
+    feats, logits = featurizer(images[lo:hi, cfg.channel])
+    g = zarr.open_group(out, mode="r+")
+    g["features"][lo:hi] = feats
+    g["logits"][lo:hi] = logits
+    g["probabilities"][lo:hi] = softmax(logits.astype(np.float64), axis=1).astype(np.float32)
+    g["image_id"][lo:hi] = ids[lo:hi]
+    g["done"][c] = hi - lo  # the chunk's commit
+    return hi - lo
+
+
+def extract(
+    store: str | Path,
+    out: str | Path,
+    *,
+    config: ExtractConfig | None = None,
+    client=None,
+    show_progress: bool = True,
+) -> dict[str, int]:
+    """Features of every image in the image store ``store`` into ``out`` (``features.zarr``).
+
+    Parameters
+    ----------
+    store : path
+        An image store folder (``sarise ingest``).
+    out : path
+        The feature store to create, resume or extend (after more ingest).
+    client : distributed.Client, optional
+        Workers (:func:`sarise.cluster.get_client`); default: a local cluster.
+
+    Returns
+    -------
+    dict
+        ``images`` in the store, ``chunks`` computed now, ``skipped`` chunks already done.
+    """
+    from sarise.models import load_model
+    from sarise.store import ImageStore
+
+    cfg = config or ExtractConfig()
+    out = Path(out)
+    images = ImageStore.open(store, mode="r")
+    n = len(images)
+    if n == 0:
+        raise SariseError(f"{store}: the image store is empty")
+    n_channels = images.array("images").shape[1]
+    if cfg.channel >= n_channels:
+        raise SariseError(f"extract.channel {cfg.channel}: the store has {n_channels} channels")
+    net, info = load_model(cfg.model)  # checks the weights; workers load their own copy
+    attrs = _attrs(images, info, cfg)
+    g = _template(out, n, attrs, net.num_features)
+    del net
+    chunk = attrs["chunk"]
+    n_chunks = math.ceil(n / chunk)
+    done = g["done"][:]
+    expected = [min(chunk, n - c * chunk) for c in range(n_chunks)]
+    todo = [c for c in range(n_chunks) if done[c] != expected[c]]
+    result = {"images": n, "chunks": len(todo), "skipped": n_chunks - len(todo)}
+    if not todo:
+        logger.info("%s: all %d chunks already done", out, n_chunks)
+        return result
+    if client is None:
+        from sarise.cluster import get_client
+
+        with get_client() as own:
+            _run(own, todo, images.root, out, n, cfg, expected, show_progress)
+    else:
+        _run(client, todo, images.root, out, n, cfg, expected, show_progress)
+    return result
+
+
+def _run(client, todo, root, out, n, cfg, expected, show_progress) -> None:
+    from distributed import as_completed
+
+    from sarise.cluster import worker_threads
+
+    # torch in each task uses the cores its worker may use (the fewest of any worker)
+    threads = min(worker_threads(client).values())
+    cfg_json = cfg.model_dump_json()
+    futures = [client.submit(_extract_chunk, str(root), str(out), c, n, cfg_json, threads,
+                             pure=False) for c in todo]  # fmt: skip
+    with progress(sum(expected[c] for c in todo), "extract", enabled=show_progress,
+                  logger=logger) as bar:  # fmt: skip
+        for fut in as_completed(futures):
+            bar.advance(fut.result())

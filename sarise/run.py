@@ -1,0 +1,83 @@
+"""A run directory as one ``xarray.Dataset``: :func:`open_run`.
+
+A run directory (``results/<run>/``) holds ``store/`` (the image store), ``features.zarr``
+(``sarise extract``) and, from the projection stage on, ``projections/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sarise.errors import SariseError
+
+__all__ = ["open_run"]
+
+
+def open_run(path: str | Path, *, metadata: bool = True):
+    """The features, logits and group probabilities of a run joined with its metadata.
+
+    Parameters
+    ----------
+    path : path
+        A run directory (``store/`` and ``features.zarr`` inside), or a feature store
+        (``features.zarr``) whose image store is its sibling ``store/``.
+    metadata : bool
+        Join the image store's metadata table as variables along ``image``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Indexed by ``image`` (the int64 image ids) and ``group`` (the 17 group names), with
+        ``features[image, feature]`` (lazy, Dask), ``logits``, ``probabilities``, ``done``
+        (whether the image has features yet), ``thumbnail`` (lazy) and one variable per
+        metadata column (``path``, ``material``, ``date``...).
+
+    Examples
+    --------
+    >>> ds = open_run("results/demo")  # doctest: +SKIP
+    >>> ds.probabilities.sel(group="p4m").to_series().nlargest(5)  # doctest: +SKIP
+    """
+    import xarray as xr
+
+    from sarise.store import ImageStore
+
+    path = Path(path)
+    run = path.parent if path.name.endswith(".zarr") else path
+    feats = path if path.name.endswith(".zarr") else path / "features.zarr"
+    if not (feats / "zarr.json").exists():
+        raise SariseError(f"{feats}: no feature store (run `sarise extract` first)")
+    store = ImageStore.open(run / "store", mode="r")
+    ds = xr.open_zarr(feats, consolidated=False)
+    chunk = int(ds.attrs["chunk"])
+    n = ds.sizes["image"]
+    done_chunks = ds["done"].values
+    done = np.zeros(n, bool)
+    for c, k in enumerate(done_chunks):
+        done[c * chunk : c * chunk + int(k)] = True
+    ids = store.array("image_id")[:n]
+    ds = ds.drop_vars(["done", "image_id"]).assign_coords(image=ids, group=list(ds.attrs["groups"]))
+    ds["done"] = ("image", done)
+    thumbs = store.array("thumbnails")
+    ds["thumbnail"] = (("image", "ty", "tx"), _lazy(thumbs, n))
+    if metadata:
+        meta = store.metadata().iloc[:n]
+        for col in meta.columns:
+            if col in ("image_id", "raw"):
+                continue
+            values = meta[col].to_numpy()
+            if values.dtype == object:
+                values = values.astype(str) if meta[col].map(_is_text).all() else values
+            ds[col] = ("image", values)
+    return ds
+
+
+def _is_text(v) -> bool:
+    return isinstance(v, str)
+
+
+def _lazy(array, n: int):
+    import dask.array as da
+
+    return da.from_zarr(array)[:n]
