@@ -1,6 +1,5 @@
 import csv
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import torch
 from sarise.config import load_config
 from sarise.errors import SariseError
 from sarise.train import load_checkpoint, train
+from tests._system import MPI_ENV, need_mpirun, need_slurm
 from tests.models.conftest import write_config
 
 pytestmark = pytest.mark.slow
@@ -152,18 +152,10 @@ def test_ddp_two_processes_follow_one_process(tmp_path, tiny_splits, cli_env):
     assert json.loads((tmp_path / "two" / "train.json").read_text())["world_size"] == 2
 
 
-def _need_mpirun():
-    if shutil.which("mpirun") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("mpirun is missing under CI: `make system` installs OpenMPI")
-        pytest.skip("OpenMPI not installed (`make system`)")
-
-
 def test_training_under_mpirun_reads_the_world_from_mpi(tmp_path, tiny_splits, cli_env):
-    _need_mpirun()
+    need_mpirun()
     cfg = write_config(tmp_path / "c.yaml", train={"steps": 4})
-    env = {**cli_env, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-           "OMPI_MCA_btl": "self,tcp", "OMPI_MCA_rmaps_base_oversubscribe": "1"}  # fmt: skip
+    env = {**cli_env, **MPI_ENV}
     ref = _sarise("train", tmp_path / "local", "-c", cfg, "--devices", "2", "--no-progress",
                   env=cli_env, timeout=300)  # fmt: skip
     assert ref.returncode == 0, ref.stderr[-3000:]
@@ -181,20 +173,8 @@ def test_training_under_mpirun_reads_the_world_from_mpi(tmp_path, tiny_splits, c
         assert two[s] == pytest.approx(one[s], rel=1e-5, abs=1e-6), s
 
 
-def _need_slurm():
-    try:
-        up = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10)
-        ok = up.returncode == 0 and "idle" in up.stdout
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    if not ok:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no SLURM cluster under CI: `make slurm` brings one up")
-        pytest.skip("no SLURM cluster (`make slurm` brings up a local one)")
-
-
 def test_training_under_srun_reads_the_world_from_slurm(tmp_path, tiny_splits, cli_env):
-    _need_slurm()
+    need_slurm()
     cfg = write_config(tmp_path / "c.yaml", train={"steps": 4})
     ref = _sarise("train", tmp_path / "local", "-c", cfg, "--devices", "2", "--no-progress",
                   env=cli_env, timeout=300)  # fmt: skip
