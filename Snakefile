@@ -16,6 +16,7 @@ validate(config, schema="workflow/schemas/config.schema.yaml")
 include: "workflow/rules/symmetry.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/ingest.smk"
+include: "workflow/rules/features.smk"
 
 
 rule all:

@@ -104,6 +104,19 @@ def test_features_under_mpirun_with_dask_mpi_equal_local_processes(run_dir, refe
     _assert_same(reference, tmp_path / "mpi.zarr")
 
 
+def test_features_under_srun_with_dask_mpi_equal_local_processes(run_dir, reference, tmp_path,
+                                                                 cli_env):  # fmt: skip
+    need_slurm()
+    # what profiles/slurm runs with `cluster: mpi`: srun starts the ranks, PMIx wires MPI
+    res = subprocess.run(["srun", "--overcommit", "--ntasks=3", "--mpi=pmix",
+                          "--job-name=sarise-test", sys.executable, "-m", "sarise.cli", "extract",
+                          str(run_dir / "store"), str(tmp_path / "srun.zarr"), "--cluster", "mpi",
+                          "--no-progress"], env=cli_env, capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    _assert_same(reference, tmp_path / "srun.zarr")
+
+
 def test_features_from_dask_workers_in_slurm_jobs(run_dir, reference, tmp_path, monkeypatch):
     need_slurm()
     monkeypatch.setenv("SARISE_SLURM_LOGS", str(tmp_path / "logs"))

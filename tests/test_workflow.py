@@ -35,7 +35,7 @@ def test_dry_run(cli_env, workdir):
     out = snakemake(["-n", "--directory", str(workdir)], cli_env)
     assert out.returncode == 0, out.stdout + out.stderr
     for rule in ("symmetry_split", "symmetry_preview", "train", "export_model", "evaluate",
-                 "demo_archive", "ingest", "all"):  # fmt: skip
+                 "demo_archive", "ingest", "extract", "all"):  # fmt: skip
         assert rule in out.stdout
 
 
@@ -79,6 +79,11 @@ def test_demo_runs_end_to_end_and_reruns_are_no_ops(cli_env, workdir):
     assert len(store) >= 48 and (meta["path"].str.count("/") >= 1).all()
     assert {"grower", "outcome", "substrate"} <= set(meta.columns)
     assert "0 failed" in (work / "logs/demo/ingest.log").read_text()
+    from sarise import open_run
+
+    ds = open_run(work / "results/demo")
+    assert ds.sizes["image"] == len(store) and bool(ds["done"].all())
+    assert ds["features"].notnull().all() and ds["material"].size == len(store)
     again = snakemake(args, cli_env)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     report = snakemake([*args, "--report", str(work / "report.html")], cli_env)

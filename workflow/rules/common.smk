@@ -41,6 +41,7 @@ def get_final_outputs():
         f"results/{RUN}/model/model.safetensors",
         f"results/{RUN}/evaluation/report.json",
         f"results/{RUN}/store",
+        f"results/{RUN}/features.zarr",
     ]
     return outputs
 
