@@ -52,10 +52,11 @@ lint: install  ## Static checks: ruff, snakefmt, snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 
-benchmark: install  ## Throughput tables: generator, training, ingest
+benchmark: install  ## Throughput tables: generator, training, ingest, extraction
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_extract.py
 
 clean:
 	rm -rf results logs .snakemake .cache
