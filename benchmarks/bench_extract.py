@@ -37,7 +37,7 @@ from sarise.models import load_model
 from sarise.store import ImageStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import PeakRSS  # noqa: E402
+from bench_ingest import PeakRSS
 
 
 def make_store(path: Path, n: int, size: int, chunk: int) -> None:
