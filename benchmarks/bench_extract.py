@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from sarise.cluster import get_client
@@ -49,10 +50,9 @@ def make_store(path: Path, n: int, size: int, chunk: int) -> None:
     for start in range(0, n, chunk):
         k = min(chunk, n - start)
         f = rng.uniform(0.05, 0.4, (k, 2, 1, 1)).astype(np.float32)
-        im = np.sin(f[:, 0] * xx) * np.cos(f[:, 1] * yy) + 0.2 * rng.standard_normal((k, size, size))
+        noise = 0.2 * rng.standard_normal((k, size, size))
+        im = np.sin(f[:, 0] * xx) * np.cos(f[:, 1] * yy) + noise
         ids = np.arange(start, start + k, dtype=np.int64)
-        import pandas as pd
-
         store.append(im[:, None].astype(np.float16), pd.DataFrame({"image_id": ids}))
 
 
