@@ -57,6 +57,7 @@ benchmark: install  ## Throughput tables: generator, training, ingest, extractio
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_extract.py
+	$(BIN)/python benchmarks/bench_descriptor.py
 
 clean:
 	rm -rf results logs .snakemake .cache
