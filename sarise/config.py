@@ -21,6 +21,7 @@ __all__ = [
     "ClusterConfig",
     "ConfigError",
     "ExtractConfig",
+    "ProjectConfig",
     "FieldConfig",
     "NaturalConfig",
     "SarisConfig",
@@ -331,6 +332,31 @@ class ExtractConfig(_Model):
     """``auto``: the GPU when the worker has one."""
 
 
+class ProjectConfig(_Model):
+    """UMAP projections and their tree (``sarise project``, ``sarise explore``)."""
+
+    preset: Literal["default", "paper"] = "default"
+    """``paper``: Nguyen et al.'s settings (n_neighbors 5, min_dist 0.3, metric
+    correlation), replacing the three keys below."""
+    n_neighbors: int = Field(15, ge=2)
+    min_dist: float = Field(0.1, ge=0.0)
+    metric: Literal["cosine", "correlation", "euclidean"] = "cosine"
+    seed: int = 0
+    backend: Literal["auto", "cpu", "gpu"] = "auto"
+    """``auto``: cuML when it and a GPU are present, else umap-learn."""
+    fit_max: int = Field(200_000, ge=1000)
+    """Above this many images UMAP is fitted on a seeded sample of this size and the rest
+    is transformed in parallel through the cluster factory."""
+    refine_epochs: int = Field(15, ge=0)
+    """Child nodes: epochs of UMAP refinement that start from the parent's coordinates
+    (0 keeps them); ``sarise explore --refit`` refits from scratch instead."""
+    refine_learning_rate: float = Field(0.05, gt=0.0)
+    quality_sample: int = Field(2000, ge=100)
+    """Images on which trustworthiness and kNN preservation (k = 10) are measured."""
+    cluster_min_size: int = Field(0, ge=0)
+    """HDBSCAN on the coordinates with this minimum cluster size (0: no clustering)."""
+
+
 class SarisConfig(_Model):
     """The whole run configuration (one YAML file)."""
 
@@ -342,6 +368,7 @@ class SarisConfig(_Model):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    project: ProjectConfig = Field(default_factory=ProjectConfig)
 
 
 def _format_error(err: ValidationError, source: str) -> str:
