@@ -17,6 +17,7 @@ include: "workflow/rules/symmetry.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/project.smk"
 
 
 rule all:

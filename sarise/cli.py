@@ -49,6 +49,7 @@ def _main(
         stream=sys.stderr,
         force=True,
     )
+    logging.getLogger("faiss.loader").setLevel(max(level, logging.WARNING))  # CPU probing
     _state["debug"] = debug
 
 
@@ -294,6 +295,174 @@ def extract_cmd(
         done = extract(store, out, config=cfg.extract, client=client, show_progress=progress)
     typer.echo(f"{out}: {done['images']} images; {done['chunks']} chunks computed, "
                f"{done['skipped']} already done")  # fmt: skip
+
+
+RunArg = Annotated[Path, typer.Argument(help="Run directory (store/, features.zarr inside).")]
+
+
+@app.command("project")
+def project_cmd(
+    run: RunArg,
+    config: ConfigOpt = None,
+    backend: Annotated[str | None, typer.Option(help="auto, cpu or gpu (project.backend).")] = None,
+    preset: Annotated[str | None, typer.Option(help="default or paper (project.preset).")] = None,
+    cluster: ClusterOpt = None,
+    workers: WorkersOpt = None,
+) -> None:
+    """UMAP of the whole archive: the root of the projection tree."""
+    from sarise.cluster import get_client
+    from sarise.config import load_config
+    from sarise.project import ProjectionTree
+
+    overrides = _cluster_overrides(cluster, workers)
+    if backend is not None:
+        overrides["project.backend"] = backend
+    if preset is not None:
+        overrides["project.preset"] = preset
+    cfg = load_config(config, **overrides)
+    tree = ProjectionTree(run, cfg.project)
+    if len(tree.features()[0]) > cfg.project.fit_max:
+        with get_client(cfg.cluster) as client:
+            node = tree.project_root(client=client)
+    else:
+        node = tree.project_root()
+    _echo_node(tree, node)
+
+
+def _echo_node(tree, node: str) -> None:
+    from sarise.project import breadcrumb
+
+    info = tree.info(node)
+    q = info["quality"]
+    t = "n/a" if q["trustworthiness"] is None else f"{q['trustworthiness']:.4f}"
+    typer.echo(f"{node}: {info['n']} images, {info['how']['method']} on {info['backend']} in "
+               f"{info['seconds']} s, trustworthiness {t}; path {' > '.join(breadcrumb(tree, node))}")  # fmt: skip
+
+
+explore_app = typer.Typer(help="The projection tree: list, show, re-project a selection, remove.",
+                          no_args_is_help=True)  # fmt: skip
+app.add_typer(explore_app, name="explore")
+
+
+@explore_app.command("list")
+def explore_list(run: RunArg, config: ConfigOpt = None) -> None:
+    """Every node: id, parent, size, how it was made, trustworthiness."""
+    from sarise.config import load_config
+    from sarise.project import ProjectionTree
+
+    tree = ProjectionTree(run, load_config(config).project)
+    for node in tree.ids():
+        info = tree.info(node)
+        sel = json.dumps(info["selection"])
+        typer.echo(f"{node:<12} parent={info['parent'] or '-':<12} n={info['n']:<8} "
+                   f"{info['how']['method']:<8} {sel}")  # fmt: skip
+
+
+@explore_app.command("show")
+def explore_show(run: RunArg, node: str, config: ConfigOpt = None) -> None:
+    """A node's record (node.json) and its path from the root."""
+    from sarise.config import load_config
+    from sarise.project import ProjectionTree
+
+    tree = ProjectionTree(run, load_config(config).project)
+    typer.echo(json.dumps(tree.info(node), indent=2))
+    _echo_node(tree, node)
+
+
+@explore_app.command("select")
+def explore_select(
+    run: RunArg,
+    parent: Annotated[str, typer.Argument(help="The node to select from (e.g. root).")],
+    config: ConfigOpt = None,
+    ids: Annotated[str | None, typer.Option(help="Comma-separated image ids.")] = None,
+    box: Annotated[
+        str | None, typer.Option(help="x0,y0,x1,y1 in the parent's coordinates.")
+    ] = None,
+    polygon: Annotated[
+        str | None, typer.Option(help="x,y;x,y;x,y... in the parent's coordinates.")
+    ] = None,
+    query: Annotated[str | None, typer.Option(help="A metadata query (sarise.query).")] = None,
+    cluster_label: Annotated[
+        str | None, typer.Option("--cluster", help="Comma-separated cluster labels.")
+    ] = None,
+    refit: Annotated[
+        bool, typer.Option(help="Refit UMAP from scratch instead of refining.")
+    ] = False,
+) -> None:
+    """Re-project a selection of a node's images as a child node (reopened if it exists)."""
+    from sarise.config import load_config
+    from sarise.errors import SariseError
+    from sarise.project import ProjectionTree
+
+    given = {"ids": ids, "box": box, "polygon": polygon, "query": query, "cluster": cluster_label}
+    given = {k: v for k, v in given.items() if v is not None}
+    if len(given) != 1:
+        raise SariseError("give exactly one of --ids, --box, --polygon, --query, --cluster")
+    ((kind, text),) = given.items()
+    try:
+        value = {"ids": lambda t: [int(v) for v in t.split(",")],
+                 "box": lambda t: [float(v) for v in t.split(",")],
+                 "polygon": lambda t: [[float(c) for c in p.split(",")] for p in t.split(";")],
+                 "query": str, "cluster": lambda t: [int(v) for v in t.split(",")]}[kind](text)  # fmt: skip
+    except ValueError as exc:
+        raise SariseError(f"--{kind}: {exc}") from None
+    if kind == "box" and len(value) != 4:
+        raise SariseError("--box needs x0,y0,x1,y1")
+    tree = ProjectionTree(run, load_config(config).project)
+    node = tree.child(parent, {kind: value}, refit=refit)
+    _echo_node(tree, node)
+
+
+@explore_app.command("remove")
+def explore_remove(run: RunArg, node: str, config: ConfigOpt = None) -> None:
+    """Remove a node and everything below it."""
+    from sarise.config import load_config
+    from sarise.project import ProjectionTree
+
+    gone = ProjectionTree(run, load_config(config).project).remove(node)
+    typer.echo(f"removed {', '.join(gone)}")
+
+
+@app.command("index")
+def index_cmd(run: RunArg, config: ConfigOpt = None) -> None:
+    """Build the similarity index (<run>/index) over the run's features."""
+    from sarise.config import load_config
+    from sarise.search import build_index
+
+    info = build_index(run, config=load_config(config).search)
+    typer.echo(json.dumps(info))
+
+
+@app.command("search")
+def search_cmd(
+    run: RunArg,
+    image_id: Annotated[
+        list[int] | None, typer.Option("--id", help="Image id (repeatable).")
+    ] = None,
+    file: Annotated[
+        list[Path] | None, typer.Option("--file", help="A new file (repeatable).")
+    ] = None,
+    k: Annotated[int | None, typer.Option(min=1, help="Results (search.k).")] = None,
+    where: Annotated[
+        str | None, typer.Option(help="Only images this metadata query selects.")
+    ] = None,
+    columns: Annotated[str, typer.Option(help="Metadata columns to print.")] = "path,material,date",
+    out: Annotated[Path | None, typer.Option(help="Write all columns to .csv or .parquet.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Images most like the given ids or files (several make one query)."""
+    from sarise.config import load_config
+    from sarise.search import search
+
+    cfg = load_config(config)
+    found = search(run, ids=image_id, files=file, k=k or cfg.search.k, where=where)
+    if out is not None:
+        if out.suffix == ".parquet":
+            found.to_parquet(out, index=False)
+        else:
+            found.to_csv(out, index=False)
+    cols = ["rank", "image_id", "distance", *[c for c in columns.split(",") if c in found]]
+    typer.echo(found[cols].to_string(index=False))
 
 
 def main() -> None:

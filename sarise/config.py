@@ -22,6 +22,7 @@ __all__ = [
     "ConfigError",
     "ExtractConfig",
     "ProjectConfig",
+    "SearchConfig",
     "FieldConfig",
     "NaturalConfig",
     "SarisConfig",
@@ -357,6 +358,20 @@ class ProjectConfig(_Model):
     """HDBSCAN on the coordinates with this minimum cluster size (0: no clustering)."""
 
 
+class SearchConfig(_Model):
+    """The similarity index over features (``sarise index``, ``sarise search``)."""
+
+    exact_max: int = Field(100_000, ge=1)
+    """Up to this many images the index is exhaustive (exact); above, an inverted-file
+    (IVF) index whose ``nprobe`` is tuned at build time to reach ``target_recall``."""
+    target_recall: float = Field(0.98, gt=0.0, le=1.0)
+    """recall@10 against exact search the IVF index must reach on held-out queries."""
+    nlist: int | None = Field(None, ge=1)
+    """IVF lists (null: about the square root of the number of images)."""
+    k: int = Field(10, ge=1)
+    """Results per query."""
+
+
 class SarisConfig(_Model):
     """The whole run configuration (one YAML file)."""
 
@@ -369,6 +384,7 @@ class SarisConfig(_Model):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     project: ProjectConfig = Field(default_factory=ProjectConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
 
 def _format_error(err: ValidationError, source: str) -> str:

@@ -172,6 +172,7 @@ def _attrs(store, info: dict[str, Any], cfg: ExtractConfig) -> dict[str, Any]:
         "version": VERSION,
         "sarise": __version__,
         "model_sha256": info["sha256"],
+        "model": cfg.model,  # as configured (null: the shipped model); the sha256 decides
         "model_info": model_info,
         "preprocessing": preprocessing,
         "groups": list(info["classes"]),

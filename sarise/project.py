@@ -254,6 +254,12 @@ class ProjectionTree:
                 raise SariseError(f"{self.root}/root was made with {old['params']}; remove the "
                                   "projections folder to project with other parameters")  # fmt: skip
             return ROOT
+        stale = [n for n in self.ids() if n != ROOT]
+        if stale or (self.root / ROOT).exists():
+            # a new root (new features or parameters) invalidates every node made below it
+            logger.warning("removing %d nodes made from a previous root", len(stale))
+            for n in [*stale, ROOT]:
+                shutil.rmtree(self.root / n, ignore_errors=True)
         t0 = time.perf_counter()
         ids, x = self.features()
         backend = choose_backend(self.cfg.backend)
@@ -399,6 +405,7 @@ class ProjectionTree:
         tmp.mkdir(parents=True)
         members.to_parquet(tmp / "members.parquet", index=False)
         (tmp / "node.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+        shutil.rmtree(self.root / node, ignore_errors=True)  # a half-written node of a killed run
         os.replace(tmp, self.root / node)
         logger.info("projection %s: %d images in %.2f s, trustworthiness %s", node, len(ids),
                     seconds, q["trustworthiness"])  # fmt: skip

@@ -42,6 +42,8 @@ def get_final_outputs():
         f"results/{RUN}/evaluation/report.json",
         f"results/{RUN}/store",
         f"results/{RUN}/features.zarr",
+        f"results/{RUN}/projections/root/node.json",
+        f"results/{RUN}/index/index.json",
     ]
     return outputs
 
