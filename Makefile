@@ -52,12 +52,13 @@ lint: install  ## Static checks: ruff, snakefmt, snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 
-benchmark: install  ## Throughput tables: generator, training, ingest, extraction
+benchmark: install  ## Throughput tables: generator, training, ingest, extraction, projection, search
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_descriptor.py
+	$(BIN)/python benchmarks/bench_project.py
 
 clean:
 	rm -rf results logs .snakemake .cache

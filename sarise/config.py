@@ -21,11 +21,11 @@ __all__ = [
     "ClusterConfig",
     "ConfigError",
     "ExtractConfig",
-    "ProjectConfig",
-    "SearchConfig",
     "FieldConfig",
     "NaturalConfig",
+    "ProjectConfig",
     "SarisConfig",
+    "SearchConfig",
     "SymmetryConfig",
     "load_config",
 ]
@@ -361,7 +361,7 @@ class ProjectConfig(_Model):
 class SearchConfig(_Model):
     """The similarity index over features (``sarise index``, ``sarise search``)."""
 
-    exact_max: int = Field(100_000, ge=1)
+    exact_max: int = Field(50_000, ge=1)
     """Up to this many images the index is exhaustive (exact); above, an inverted-file
     (IVF) index whose ``nprobe`` is tuned at build time to reach ``target_recall``."""
     target_recall: float = Field(0.98, gt=0.0, le=1.0)

@@ -310,7 +310,7 @@ class ProjectionTree:
         if len(selection) != 1:
             raise SariseError(f"a selection has exactly one of ids, box, polygon, query, "
                               f"cluster; got {sorted(selection)}")  # fmt: skip
-        (kind, value), = selection.items()
+        ((kind, value),) = selection.items()
         xy = members[["x", "y"]].to_numpy()
         if kind == "ids":
             mask = members["image_id"].isin(np.asarray(value, np.int64)).to_numpy()
@@ -425,4 +425,3 @@ def breadcrumb(tree: ProjectionTree, node: str) -> list[str]:
     while (parent := tree.info(path[-1])["parent"]) is not None:
         path.append(parent)
     return path[::-1]
-

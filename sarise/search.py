@@ -140,7 +140,9 @@ def _tune(index, x: np.ndarray, target: float, rng, n_queries: int = 256) -> tup
             break
         index.nprobe = nprobe
         _, got = index.search(q, 10)
-        recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth, strict=True)]))
+        recall = float(
+            np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth, strict=True)])
+        )
         if recall >= target:
             return nprobe, recall
     return min(index.nlist, _NPROBES[-1]), recall

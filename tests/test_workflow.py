@@ -35,7 +35,7 @@ def test_dry_run(cli_env, workdir):
     out = snakemake(["-n", "--directory", str(workdir)], cli_env)
     assert out.returncode == 0, out.stdout + out.stderr
     for rule in ("symmetry_split", "symmetry_preview", "train", "export_model", "evaluate",
-                 "demo_archive", "ingest", "extract", "all"):  # fmt: skip
+                 "demo_archive", "ingest", "extract", "project", "index", "all"):  # fmt: skip
         assert rule in out.stdout
 
 
@@ -84,6 +84,9 @@ def test_demo_runs_end_to_end_and_reruns_are_no_ops(cli_env, workdir):
     ds = open_run(work / "results/demo")
     assert ds.sizes["image"] == len(store) and bool(ds["done"].all())
     assert ds["features"].notnull().all() and ds["material"].size == len(store)
+    root = json.loads((work / "results/demo/projections/root/node.json").read_text())
+    assert root["n"] == len(store) and root["quality"]["trustworthiness"] > 0.8
+    assert json.loads((work / "results/demo/index/index.json").read_text())["n"] == len(store)
     again = snakemake(args, cli_env)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     report = snakemake([*args, "--report", str(work / "report.html")], cli_env)
