@@ -69,8 +69,14 @@ class SearchIndex:
             quantizer = faiss.IndexFlatIP(d)
             index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
             index.cp.seed = seed
-            index.train(train)
-            index.add(x)
+            if _gpus(faiss):  # FAISS-GPU (the gpu extra): train and fill there, save from CPU
+                gpu = faiss.index_cpu_to_all_gpus(index)
+                gpu.train(train)
+                gpu.add(x)
+                index = faiss.index_gpu_to_cpu(gpu)
+            else:
+                index.train(train)
+                index.add(x)
             nprobe, recall = _tune(index, x, cfg.target_recall, rng)
             index.nprobe = nprobe
             info = {"kind": "ivf", "nlist": nlist, "nprobe": nprobe, "recall_at_10": recall}
@@ -123,6 +129,10 @@ class SearchIndex:
         sims, rows = self.index.search(q, k, params=params)
         ids = np.where(rows >= 0, self.ids[np.maximum(rows, 0)], -1)
         return ids, np.where(rows >= 0, 1.0 - sims, np.inf).astype(np.float32)
+
+
+def _gpus(faiss) -> int:
+    return faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
 
 
 def _tune(index, x: np.ndarray, target: float, rng, n_queries: int = 256) -> tuple[int, float]:

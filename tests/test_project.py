@@ -160,3 +160,33 @@ def test_ivf_index_reaches_its_recall_and_round_trips(tmp_path):
     truth, _ = exact.search(q, 10)
     assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth, strict=True)]) > 0.9
     assert set(got.ravel()) <= set(ids)
+
+
+def _feature_run(path, x):
+    """A run directory holding only a feature store (what projection reads)."""
+    from sarise.features import _template
+
+    attrs = {"extractor": "test", "version": 1, "model_sha256": "0" * 64, "preprocessing": {},
+             "groups": list(GROUPS), "chunk": 500}  # fmt: skip
+    g = _template(path / "features.zarr", len(x), attrs, x.shape[1])
+    g["features"][:] = x
+    g["image_id"][:] = np.arange(len(x)) * 3 + 1
+    g["done"][:] = [min(500, len(x) - c * 500) for c in range(g["done"].shape[0])]
+
+
+def test_large_archives_fit_a_sample_and_transform_the_rest_on_workers(tmp_path):
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 1, (12, 32))
+    x = (centers[rng.integers(0, 12, 2600)] + 0.2 * rng.normal(size=(2600, 32))).astype(np.float32)
+    coords = []
+    for name in ("a", "b"):
+        _feature_run(tmp_path / name, x)
+        tree = ProjectionTree(tmp_path / name, ProjectConfig(fit_max=1000, quality_sample=500))
+        with get_client(workers=2) as client:
+            tree.project_root(client=client)
+        info = tree.info("root")
+        assert info["how"] == {"method": "fit-sample-transform", "fit_sample": 1000}
+        assert info["quality"]["trustworthiness"] > 0.8
+        coords.append(tree.members("root"))
+    pd.testing.assert_frame_equal(coords[0], coords[1])  # seeded: same sample, same map
+    assert coords[0].image_id.tolist() == (np.arange(2600) * 3 + 1).tolist()
