@@ -15,7 +15,7 @@ from sarise.errors import SariseError
 __all__ = ["open_run"]
 
 
-def open_run(path: str | Path, *, metadata: bool = True):
+def open_run(path: str | Path, *, metadata: bool = True, node: str = "root"):
     """The features, logits and group probabilities of a run joined with its metadata.
 
     Parameters
@@ -25,6 +25,9 @@ def open_run(path: str | Path, *, metadata: bool = True):
         (``features.zarr``) whose image store is its sibling ``store/``.
     metadata : bool
         Join the image store's metadata table as variables along ``image``.
+    node : str
+        The projection-tree node whose coordinates become ``x`` and ``y`` (NaN for images
+        outside it), when the run has projections (``sarise project``).
 
     Returns
     -------
@@ -32,7 +35,8 @@ def open_run(path: str | Path, *, metadata: bool = True):
         Indexed by ``image`` (the int64 image ids) and ``group`` (the 17 group names), with
         ``features[image, feature]`` (lazy, Dask), ``logits``, ``probabilities``, ``done``
         (whether the image has features yet), ``thumbnail`` (lazy) and one variable per
-        metadata column (``path``, ``material``, ``date``...).
+        metadata column (``path``, ``material``, ``date``...); ``x``, ``y`` (and ``cluster``)
+        of the projection node when present.
 
     Examples
     --------
@@ -61,6 +65,14 @@ def open_run(path: str | Path, *, metadata: bool = True):
     ds["done"] = ("image", done)
     thumbs = store.array("thumbnails")
     ds["thumbnail"] = (("image", "ty", "tx"), _lazy(thumbs, n))
+    members = run / "projections" / node / "members.parquet"
+    if members.exists():
+        import pandas as pd
+
+        table = pd.read_parquet(members).set_index("image_id").reindex(ids)
+        for col in table.columns:
+            ds[col] = ("image", table[col].to_numpy(np.float64))
+        ds.attrs["projection"] = node
     if metadata:
         meta = store.metadata().iloc[:n]
         for col in meta.columns:

@@ -87,6 +87,8 @@ def test_demo_runs_end_to_end_and_reruns_are_no_ops(cli_env, workdir):
     root = json.loads((work / "results/demo/projections/root/node.json").read_text())
     assert root["n"] == len(store) and root["quality"]["trustworthiness"] > 0.8
     assert json.loads((work / "results/demo/index/index.json").read_text())["n"] == len(store)
+    ds = open_run(work / "results/demo")
+    assert ds.attrs["projection"] == "root" and bool(ds["x"].notnull().all())
     again = snakemake(args, cli_env)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     report = snakemake([*args, "--report", str(work / "report.html")], cli_env)
