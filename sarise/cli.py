@@ -465,6 +465,30 @@ def search_cmd(
     typer.echo(found[cols].to_string(index=False))
 
 
+@app.command("view")
+def view_cmd(
+    run: RunArg,
+    config: ConfigOpt = None,
+    host: Annotated[
+        str, typer.Option(help="Address to bind (127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 5006,
+    show: Annotated[bool, typer.Option(help="Open a browser tab.")] = False,
+) -> None:
+    """Explore a run in the browser: the map, filters, re-projection, similar images."""
+    from sarise.config import load_config
+    from sarise.viewer import make_server
+
+    server = make_server(run, host=host, port=port, config=load_config(config))
+    server.start()
+    url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{server.port}/"
+    typer.echo(f"sarise view: serving {run} at {url} (Ctrl-C to stop)")
+    sys.stdout.flush()
+    if show:
+        server.io_loop.add_callback(server.show, "/")
+    server.io_loop.start()
+
+
 def main() -> None:
     """Console entry point: errors are one clear line unless ``--debug``."""
     from sarise.config import ConfigError

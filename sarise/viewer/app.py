@@ -1,0 +1,362 @@
+"""The explorer's Bokeh document: one per browser session, all state on the server.
+
+Layout: the map (WebGL scatter, coloured by a column, hover with thumbnail, thumbnails
+drawn at their positions once few enough points are in view) with box, lasso and tap
+selection; beside it the breadcrumb of the projection tree with back/forward and the
+children already made, the filters (multi-selects for categories, a range for the scan
+size, a date range, and the query box they write into), the selection's gallery, the
+neighbours of a clicked image, export, and the command that reproduces the node.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sarise.viewer.data import RunData
+
+__all__ = ["make_document"]
+
+logger = logging.getLogger(__name__)
+
+GALLERY_MAX = 48
+THUMB_BUDGET = 150  # thumbnails drawn on the map at once
+
+
+def _palette(values: pd.Series) -> list[str]:
+    from bokeh.palettes import Category20, Turbo256, Viridis256
+
+    if pd.api.types.is_numeric_dtype(values):
+        v = values.to_numpy(float)
+        lo, hi = np.nanmin(v), np.nanmax(v)
+        idx = np.zeros(len(v), int) if hi <= lo else ((v - lo) / (hi - lo) * 255).astype(int)
+        return [Viridis256[i] if np.isfinite(x) else "#bbbbbb" for i, x in zip(idx, v, strict=True)]
+    cats = sorted(values.dropna().astype(str).unique())
+    pal = (
+        Category20[20]
+        if len(cats) <= 20
+        else [Turbo256[int(i)] for i in np.linspace(0, 255, len(cats))]
+    )
+    lut = {c: pal[i % len(pal)] for i, c in enumerate(cats)}
+    return [lut.get(str(v), "#bbbbbb") if not pd.isna(v) else "#bbbbbb" for v in values]
+
+
+def _gallery(data: RunData, ids, title: str) -> str:
+    ids = list(ids)
+    cells = "".join(
+        f'<figure style="margin:2px;display:inline-block;text-align:center">'
+        f'<img src="/thumb/{i}.png" width="72" height="72" title="{html.escape(n)}" '
+        f'data-image-id="{i}"><figcaption style="font-size:9px;max-width:72px;overflow:hidden">'
+        f"{html.escape(n[:14])}</figcaption></figure>"
+        for i, n in zip(ids[:GALLERY_MAX], data.table(ids[:GALLERY_MAX])["name"], strict=True)
+    )
+    more = f" (first {GALLERY_MAX})" if len(ids) > GALLERY_MAX else ""
+    return f"<b>{html.escape(title)}</b>: {len(ids)}{more}<br>{cells}"
+
+
+def _filters_to_query(choices: dict[str, list[str]], size, dates) -> str:
+    parts = []
+    for col, values in choices.items():
+        if values:
+            parts.append(f"{col} in [{', '.join(json.dumps(v) for v in values)}]")
+    if size is not None:
+        parts.append(f"scan_size_um between {size[0]:.6g} and {size[1]:.6g}")
+    if dates is not None:
+        parts.append(f"date between {dates[0]} and {dates[1]}")
+    return " and ".join(parts)
+
+
+def make_document(doc, data: RunData) -> None:
+    """Build one session's document on the root node of the run."""
+    from bokeh.layouts import column, row
+    from bokeh.models import (
+        Button,
+        ColumnDataSource,
+        DateRangeSlider,
+        Div,
+        HoverTool,
+        MultiChoice,  # fmt: skip
+        RangeSlider,
+        Select,
+        TapTool,
+        TextInput,
+    )
+    from bokeh.plotting import figure
+
+    from sarise.errors import SariseError
+    from sarise.project import breadcrumb
+    from sarise.query import filter_table
+
+    tree = data.tree
+    state = {"node": "root", "back": [], "forward": [], "members": None, "mask": None}
+    source = ColumnDataSource(data={"x": [], "y": [], "image_id": [], "name": [], "color": [],
+                                    "alpha": [], "top3": [], "info": []}, name="points")  # fmt: skip
+    thumbs = ColumnDataSource(data={"url": [], "x": [], "y": [], "w": [], "h": []}, name="thumbs")
+    near = ColumnDataSource(data={"x": [], "y": []}, name="neighbours")
+
+    p = figure(name="map", title="", output_backend="webgl", sizing_mode="stretch_both",
+               tools="pan,wheel_zoom,box_select,lasso_select,tap,reset",
+               active_scroll="wheel_zoom", min_width=500, min_height=500)  # fmt: skip
+    p.image_url(url="url", x="x", y="y", w="w", h="h", anchor="center", source=thumbs)
+    dots = p.scatter("x", "y", source=source, size=7, color="color", alpha="alpha",
+                     line_color=None, name="dots")  # fmt: skip
+    p.scatter("x", "y", source=near, size=14, marker="circle", fill_color=None,
+              line_color="red", line_width=2)  # fmt: skip
+    p.add_tools(HoverTool(renderers=[dots], tooltips="""
+        <div style="width:180px"><img src="/thumb/@image_id.png" width="96" height="96"
+        class="sarise-hover"><div><b>@name</b></div><div style="font-size:10px">@info</div>
+        <div style="font-size:10px">groups: @top3</div></div>"""))  # fmt: skip
+    p.select_one(TapTool).renderers = [dots]
+
+    crumbs = Div(name="breadcrumb")
+    status = Div(name="status")
+    command = Div(name="command", styles={"font-family": "monospace", "font-size": "11px"})
+    gallery = Div(name="gallery", sizing_mode="stretch_width")
+    neighbours = Div(name="neighbours_gallery", sizing_mode="stretch_width")
+    message = Div(name="message", styles={"color": "#a00"})
+    colour = Select(title="colour by", value="predicted_group", options=data.categories)
+    children = Select(title="children of this node", options=[], name="children")
+    query = TextInput(
+        title="query (sarise query language)", name="query", sizing_mode="stretch_width"
+    )
+    choices = {c: MultiChoice(title=c, options=sorted(data.meta[c].dropna().astype(str).unique()))
+               for c in data.categories[1:4]}  # fmt: skip
+    size_um = pd.to_numeric(data.meta.get("scan_size_x_m"), errors="coerce") * 1e6
+    size_slider = None
+    if size_um.notna().sum() > 1 and size_um.max() > size_um.min():
+        size_slider = RangeSlider(title="scan size (µm)", start=float(size_um.min()),
+                                  end=float(size_um.max()), value=(float(size_um.min()), float(size_um.max())),
+                                  step=float((size_um.max() - size_um.min()) / 200))  # fmt: skip
+    dates = pd.to_datetime(data.meta.get("date"), errors="coerce", format="ISO8601")
+    date_slider = None
+    if dates.notna().sum() > 1 and dates.max() > dates.min():
+        date_slider = DateRangeSlider(title="date", start=dates.min(), end=dates.max(),
+                                      value=(dates.min(), dates.max()))  # fmt: skip
+    buttons = {name: Button(label=label, name=name) for name, label in [
+        ("reproject", "Re-project selection"), ("back", "◀ back"), ("forward", "forward ▶"),
+        ("open_child", "open child"), ("apply", "Apply filter"), ("clear", "Clear filter"),
+        ("filter_child", "Filter → child node"), ("export_csv", "Export selection CSV"),
+        ("export_parquet", "Export selection Parquet")]}  # fmt: skip
+
+    def show(node: str, *, remember: bool = True) -> None:
+        if remember and state["node"] != node:
+            state["back"].append(state["node"])
+            state["forward"].clear()
+        state["node"] = node
+        members = tree.members(node)
+        state["members"] = members
+        state["mask"] = None
+        table = data.table(members["image_id"])
+        info = [" · ".join(str(table[c].iloc[i]) for c in ("material", "date", "format") if c in table and pd.notna(table[c].iloc[i]))
+                for i in range(len(table))]  # fmt: skip
+        source.selected.indices = []
+        source.data = {"x": members["x"].to_numpy(), "y": members["y"].to_numpy(),
+                       "image_id": members["image_id"].astype(str).to_numpy(),
+                       "name": table["name"].to_numpy(), "color": _palette(table[colour.value]),
+                       "alpha": np.full(len(members), 0.85), "top3": table["top3"].to_numpy(),
+                       "info": np.asarray(info, object)}  # fmt: skip
+        near.data = {"x": [], "y": []}
+        path = breadcrumb(tree, node)
+        crumbs.text = "projection: " + " &gt; ".join(f"<b>{html.escape(n)}</b>" for n in path)
+        kids = tree.children(node)
+        children.options = kids
+        children.value = kids[0] if kids else ""
+        nodeinfo = tree.info(node)
+        q = nodeinfo["quality"]["trustworthiness"]
+        p.title.text = (f"{node}: {len(members)} images, {nodeinfo['how']['method']}, "
+                        f"trustworthiness {q:.3f}" if q is not None else f"{node}: {len(members)} images")  # fmt: skip
+        command.text = "reproduce: " + html.escape(_command(data.run, nodeinfo))
+        gallery.text = neighbours.text = message.text = ""
+        buttons["back"].disabled = not state["back"]
+        buttons["forward"].disabled = not state["forward"]
+        update_status()
+        update_thumbs()
+
+    def update_status() -> None:
+        n = len(source.data["x"])
+        sel = len(source.selected.indices)
+        shown = n if state["mask"] is None else int(state["mask"].sum())
+        status.text = f"node {state['node']}: {n} points, {shown} shown, {sel} selected"
+
+    def update_thumbs() -> None:
+        xr, yr = p.x_range, p.y_range
+        x, y = np.asarray(source.data["x"], float), np.asarray(source.data["y"], float)
+        if xr.start is None or xr.end is None or not len(x):
+            thumbs.data = {"url": [], "x": [], "y": [], "w": [], "h": []}
+            return
+        inside = (x >= min(xr.start, xr.end)) & (x <= max(xr.start, xr.end)) & \
+                 (y >= min(yr.start, yr.end)) & (y <= max(yr.start, yr.end))  # fmt: skip
+        if state["mask"] is not None:
+            inside &= state["mask"]
+        idx = np.flatnonzero(inside)
+        if len(idx) == 0 or len(idx) > THUMB_BUDGET:
+            thumbs.data = {"url": [], "x": [], "y": [], "w": [], "h": []}
+            return
+        w = abs(xr.end - xr.start) / 14
+        h = abs(yr.end - yr.start) / 14
+        ids = np.asarray(source.data["image_id"])[idx]
+        thumbs.data = {"url": [f"/thumb/{i}.png" for i in ids], "x": x[idx], "y": y[idx],
+                       "w": [w] * len(idx), "h": [h] * len(idx)}  # fmt: skip
+
+    def selected_ids() -> list[int]:
+        ids = np.asarray(source.data["image_id"])
+        return [int(ids[i]) for i in sorted(source.selected.indices)]
+
+    def on_select(attr, old, new) -> None:
+        ids = selected_ids()
+        update_status()
+        gallery.text = _gallery(data, ids, "selection") if ids else ""
+        if len(ids) == 1:  # a click: its nearest neighbours
+            found = data.neighbours(ids[0])
+            pos = pd.Index(np.asarray(source.data["image_id"]).astype(np.int64)).get_indexer(found)
+            pos = pos[pos >= 0]
+            near.data = {
+                "x": np.asarray(source.data["x"])[pos],
+                "y": np.asarray(source.data["y"])[pos],
+            }
+            neighbours.text = _gallery(data, found, f"most similar to {ids[0]}")
+        else:
+            near.data = {"x": [], "y": []}
+            neighbours.text = ""
+
+    def guarded(fn):
+        def run(*args):
+            message.text = ""
+            try:
+                fn(*args)
+            except SariseError as exc:  # QueryError included: shown, never a crash
+                message.text = html.escape(str(exc)).replace("\n", "<br>")
+
+        return run
+
+    def reproject() -> None:
+        ids = selected_ids()
+        if len(ids) < 3:
+            raise SariseError("select at least 3 images to re-project")
+        t0 = time.perf_counter()
+        node = tree.child(state["node"], {"ids": ids})
+        logger.info(
+            "re-projected %d images as %s in %.2f s", len(ids), node, time.perf_counter() - t0
+        )
+        show(node)
+
+    def apply_filter() -> None:
+        text = query.value.strip()
+        if not text:
+            clear_filter()
+            return
+        mask = filter_table(data.table(state["members"]["image_id"]), text)
+        state["mask"] = mask
+        source.data["alpha"] = np.where(mask, 0.9, 0.04)
+        source.selected.indices = (
+            [int(i) for i in np.flatnonzero(mask)] if mask.sum() <= 2000 else []
+        )
+        update_status()
+        update_thumbs()
+
+    def clear_filter() -> None:
+        state["mask"] = None
+        source.data["alpha"] = np.full(len(source.data["x"]), 0.85)
+        update_status()
+
+    def filter_child() -> None:
+        text = query.value.strip()
+        if not text:
+            raise SariseError("write a query (or use the filter widgets) first")
+        show(tree.child(state["node"], {"query": text}))
+
+    def widgets_to_query() -> None:
+        size = None
+        if size_slider is not None and size_slider.value != (size_slider.start, size_slider.end):
+            size = size_slider.value
+        span = None
+        if date_slider is not None:
+            a, b = date_slider.value_as_date
+            if (a, b) != (
+                pd.Timestamp(date_slider.start).date(),
+                pd.Timestamp(date_slider.end).date(),
+            ):
+                span = (a.isoformat(), b.isoformat())
+        query.value = _filters_to_query({c: w.value for c, w in choices.items()}, size, span)
+
+    def export(kind: str) -> None:
+        ids = selected_ids() or [int(i) for i in source.data["image_id"]]
+        table = data.table(ids).drop(columns=["raw", "top3"], errors="ignore")
+        folder = data.run / "exports"
+        folder.mkdir(exist_ok=True)
+        name = f"{state['node']}-{len(ids)}-{time.strftime('%Y%m%dT%H%M%S')}.{kind}"
+        tmp = folder / (name + ".partial")
+        if kind == "csv":
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_parquet(tmp, index=False)
+        tmp.rename(folder / name)
+        message.text = f'<a href="/export/{name}" download>{name}</a> ({len(ids)} images)'
+
+    source.selected.on_change("indices", on_select)
+    colour.on_change(
+        "value",
+        lambda a, o, n: source.data.update(
+            color=_palette(data.table(state["members"]["image_id"])[n])
+        ),
+    )
+    p.x_range.on_change("end", lambda attr, old, new: update_thumbs())
+    p.y_range.on_change("end", lambda attr, old, new: update_thumbs())
+    for w in choices.values():
+        w.on_change("value", lambda attr, old, new: widgets_to_query())
+    for s in (size_slider, date_slider):
+        if s is not None:
+            s.on_change("value_throttled", lambda attr, old, new: widgets_to_query())
+    buttons["reproject"].on_click(guarded(reproject))
+
+    def step(frm: str, to: str) -> None:
+        if state[frm]:
+            state[to].append(state["node"])
+            show(state[frm].pop(), remember=False)
+
+    def open_child() -> None:
+        if children.value:
+            show(children.value)
+
+    buttons["back"].on_click(guarded(lambda: step("back", "forward")))
+    buttons["forward"].on_click(guarded(lambda: step("forward", "back")))
+    buttons["open_child"].on_click(guarded(open_child))
+    buttons["apply"].on_click(guarded(apply_filter))
+    buttons["clear"].on_click(guarded(clear_filter))
+    buttons["filter_child"].on_click(guarded(filter_child))
+    buttons["export_csv"].on_click(guarded(lambda: export("csv")))
+    buttons["export_parquet"].on_click(guarded(lambda: export("parquet")))
+
+    sliders = [s for s in (size_slider, date_slider) if s is not None]
+    side = column(crumbs, row(buttons["back"], buttons["forward"]), row(children, buttons["open_child"]),
+                  colour, *choices.values(), *sliders, query,
+                  row(buttons["apply"], buttons["clear"], buttons["filter_child"]),
+                  buttons["reproject"], row(buttons["export_csv"], buttons["export_parquet"]),
+                  status, message, command, width=380)  # fmt: skip
+    doc.add_root(column(row(p, side, sizing_mode="stretch_both"), gallery, neighbours,
+                        sizing_mode="stretch_both", name="layout"))  # fmt: skip
+    doc.title = f"sarise: {data.run.name}"
+    show("root")
+
+
+def _command(run: Path, info: dict) -> str:
+    """The ``sarise`` command line that makes this node."""
+    if info["parent"] is None:
+        return f"sarise project {run}"
+    ((kind, value),) = info["selection"].items()
+    how = " --refit" if info["how"]["method"] == "refit" else ""
+    if kind == "query":
+        arg = "--query " + json.dumps(value)
+    elif kind == "polygon":
+        arg = "--polygon '" + ";".join(f"{x},{y}" for x, y in value) + "'"
+    elif kind == "cluster":
+        arg = "--cluster " + ",".join(map(str, value))
+    else:
+        arg = f"--{kind} " + ",".join(map(str, value))
+    return f"sarise explore select {run} {info['parent']} {arg}{how}"

@@ -1,0 +1,100 @@
+"""What the explorer and the report read from a run, loaded once per server."""
+
+from __future__ import annotations
+
+import io
+import threading
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sarise.config import ProjectConfig, SearchConfig
+
+__all__ = ["RunData", "category_columns"]
+
+#: Metadata columns shown on hover and offered for colouring when present.
+KEY_COLUMNS = ("material", "sample", "grower", "substrate", "outcome", "format", "date",
+               "imaging_mode", "project")  # fmt: skip
+
+
+def category_columns(meta: pd.DataFrame, max_values: int = 40) -> list[str]:
+    """Text columns with a few distinct values (colourings and multi-select filters)."""
+    out = []
+    for col in meta.columns:
+        if col in ("path", "sha256", "raw", "channels", "units", "date", "image_id"):
+            continue
+        values = meta[col].dropna()
+        if len(values) and values.map(type).eq(str).all() and 1 < values.nunique() <= max_values:
+            out.append(col)
+    return out
+
+
+class RunData:
+    """A run's projection tree, metadata, group probabilities, thumbnails and index."""
+
+    def __init__(self, run: str | Path, project: ProjectConfig | None = None,
+                 search: SearchConfig | None = None):  # fmt: skip
+        import zarr
+
+        from sarise.project import ProjectionTree
+        from sarise.store import ImageStore
+
+        self.run = Path(run)
+        self.tree = ProjectionTree(self.run, project)
+        self.search_cfg = search or SearchConfig()
+        store = ImageStore.open(self.run / "store", mode="r")
+        feats = zarr.open_group(self.run / "features.zarr", mode="r")
+        n = feats["image_id"].shape[0]
+        self.ids = store.array("image_id")[:n]
+        self.row = pd.Series(np.arange(n), index=self.ids)
+        self._thumbs = store.array("thumbnails")
+        self.meta = store.metadata().iloc[:n].reset_index(drop=True)
+        self.meta["name"] = self.meta["path"].str.rsplit("/", n=1).str[-1]
+        probs = feats["probabilities"][:]
+        groups = np.asarray(feats.attrs["groups"])
+        top = np.argsort(-probs, axis=1)[:, :3]
+        self.meta["predicted_group"] = groups[top[:, 0]]
+        self.meta["top3"] = [", ".join(f"{groups[j]} {probs[i, j]:.2f}" for j in t)
+                             for i, t in enumerate(top)]  # fmt: skip
+        self.categories = ["predicted_group", *category_columns(self.meta.drop(columns=["name", "top3", "predicted_group"]))]  # fmt: skip
+        self._lock = threading.Lock()
+        self._png: dict[int, bytes] = {}
+
+    def thumbnail_png(self, image_id: int) -> bytes | None:
+        """The stored thumbnail of an image as PNG (None for an unknown id)."""
+        from PIL import Image
+
+        if image_id not in self.row.index:
+            return None
+        with self._lock:
+            if image_id in self._png:
+                return self._png[image_id]
+        buf = io.BytesIO()
+        Image.fromarray(self._thumbs[int(self.row[image_id])]).save(buf, format="PNG")
+        png = buf.getvalue()
+        with self._lock:
+            if len(self._png) < 200_000:
+                self._png[image_id] = png
+        return png
+
+    @cached_property
+    def index(self):
+        """The run's search index (``sarise index``), or an in-memory exact one."""
+        from sarise.search import SearchIndex
+
+        if (self.run / "index" / "index.json").exists():
+            return SearchIndex.load(self.run / "index")
+        ids, x = self.tree.features()
+        return SearchIndex.build(x, ids, SearchConfig(exact_max=len(ids) + 1))
+
+    def neighbours(self, image_id: int, k: int = 12) -> list[int]:
+        """The ``k`` most similar images, the image itself first."""
+        _, x = self.tree.features(np.asarray([image_id]))
+        found, _ = self.index.search(x, k)
+        return [int(i) for i in found[0] if i >= 0]
+
+    def table(self, image_ids) -> pd.DataFrame:
+        """Metadata rows of these images, in this order."""
+        return self.meta.iloc[self.row.loc[list(image_ids)].to_numpy()].reset_index(drop=True)
