@@ -15,7 +15,7 @@ EXTRAS ?= dev,readers,viewer
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test install system slurm slurm-down lint benchmark clean
+.PHONY: demo test install system slurm slurm-down browser lint benchmark clean
 
 demo: install  ## Run the embedded demo end to end through Snakemake (results/demo/)
 	$(BIN)/snakemake --profile profiles/default
@@ -36,6 +36,10 @@ system:  ## Debian packages a fresh machine lacks: Python venv, OpenMPI (run as 
 	$(SUDO) apt-get update -qq
 	$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		python3 python3-venv python3-pip openmpi-bin libopenmpi-dev
+
+browser:  ## Debian's Chromium for the viewer tests (Playwright drives it; never downloads one)
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 slurm:  ## Start a real single-node SLURM cluster here (installs Debian's slurm and munge)
 	@command -v slurmctld >/dev/null || { $(SUDO) apt-get update -qq && \

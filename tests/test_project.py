@@ -9,17 +9,14 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from sarise.cluster import get_client
-from sarise.config import IngestConfig, ProjectConfig, SearchConfig, SymmetryConfig
+from sarise.config import ProjectConfig, SearchConfig
 from sarise.errors import SariseError
-from sarise.features import extract
-from sarise.ingest import ingest
 from sarise.project import ProjectionTree, breadcrumb
 from sarise.query import QueryError
 from sarise.search import SearchIndex, build_index, search
-from sarise.symmetry import GROUPS, sample
+from sarise.symmetry import GROUPS
 
 pytestmark = pytest.mark.slow
 
@@ -27,25 +24,11 @@ PER_GROUP = 6
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("wallpaper")
-    files = root / "files"
-    cfg = SymmetryConfig(size=128, motif_sources=("natural", "field"))
-    rows = []
-    for i in range(17 * PER_GROUP):
-        im = sample(i, seed=0, split="test", config=cfg, augment=False)
-        group = GROUPS[im.label]
-        path = files / group / f"{i:03d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray((im.image * 255).round().astype(np.uint8)).save(path)
-        rows.append({"path": f"{group}/{i:03d}.png", "group": group, "batch": i % 3})
-    pd.DataFrame(rows).to_csv(root / "sidecar.csv", index=False)
-    run = root / "run"
-    with get_client(workers=2) as client:
-        ingest([files], run / "store", config=IngestConfig(size=128, flatten="none", chunk=32),
-               sidecar=root / "sidecar.csv", client=client, show_progress=False)  # fmt: skip
-        extract(run / "store", run / "features.zarr", client=client, show_progress=False)
-    return run
+def run(wallpaper_run, tmp_path_factory):
+    """A private copy of the shared wallpaper run (these tests add and remove nodes)."""
+    copy = tmp_path_factory.mktemp("project") / "run"
+    shutil.copytree(wallpaper_run, copy)
+    return copy
 
 
 @pytest.fixture(scope="module")

@@ -74,6 +74,7 @@ def _filters_to_query(choices: dict[str, list[str]], size, dates) -> str:
 
 def make_document(doc, data: RunData) -> None:
     """Build one session's document on the root node of the run."""
+    from bokeh.events import Tap
     from bokeh.layouts import column, row
     from bokeh.models import (
         Button,
@@ -212,26 +213,37 @@ def make_document(doc, data: RunData) -> None:
         ids = selected_ids()
         update_status()
         gallery.text = _gallery(data, ids, "selection") if ids else ""
-        if len(ids) == 1:  # a click: its nearest neighbours
-            found = data.neighbours(ids[0])
-            pos = pd.Index(np.asarray(source.data["image_id"]).astype(np.int64)).get_indexer(found)
-            pos = pos[pos >= 0]
-            near.data = {
-                "x": np.asarray(source.data["x"])[pos],
-                "y": np.asarray(source.data["y"])[pos],
-            }
-            neighbours.text = _gallery(data, found, f"most similar to {ids[0]}")
-        else:
-            near.data = {"x": [], "y": []}
-            neighbours.text = ""
+
+    def on_tap(event) -> None:
+        """A click: the nearest image to the cursor, its neighbours highlighted and shown."""
+        x, y = np.asarray(source.data["x"], float), np.asarray(source.data["y"], float)
+        if not len(x):
+            return
+        i = int(np.argmin((x - event.x) ** 2 + (y - event.y) ** 2))
+        image = int(source.data["image_id"][i])
+        found = data.neighbours(image)
+        pos = pd.Index(np.asarray(source.data["image_id"]).astype(np.int64)).get_indexer(found)
+        pos = pos[pos >= 0]
+        near.data = {"x": x[pos], "y": y[pos]}
+        neighbours.text = _gallery(data, found, f"most similar to {image}")
 
     def guarded(fn):
-        def run(*args):
+        def run(event=None):  # a button's click event carries nothing we need
             message.text = ""
             try:
-                fn(*args)
+                fn()
             except SariseError as exc:  # QueryError included: shown, never a crash
                 message.text = html.escape(str(exc)).replace("\n", "<br>")
+
+        return run
+
+    def guarded_event(fn):
+        def run(event):
+            message.text = ""
+            try:
+                fn(event)
+            except SariseError as exc:
+                message.text = html.escape(str(exc))
 
         return run
 
@@ -300,6 +312,7 @@ def make_document(doc, data: RunData) -> None:
         message.text = f'<a href="/export/{name}" download>{name}</a> ({len(ids)} images)'
 
     source.selected.on_change("indices", on_select)
+    p.on_event(Tap, guarded_event(on_tap))
     colour.on_change(
         "value",
         lambda a, o, n: source.data.update(
