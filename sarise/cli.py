@@ -489,6 +489,21 @@ def view_cmd(
     server.io_loop.start()
 
 
+@app.command("report")
+def report_cmd(
+    run: RunArg,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for report.html (default RUN/report).")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """A self-contained HTML report: mosaic, colourings, classifier summary, projection tree."""
+    from sarise.config import load_config
+    from sarise.viewer.report import write_report
+
+    typer.echo(f"wrote {write_report(run, out, config=load_config(config))}")
+
+
 def main() -> None:
     """Console entry point: errors are one clear line unless ``--debug``."""
     from sarise.config import ConfigError

@@ -173,3 +173,14 @@ def test_large_archives_fit_a_sample_and_transform_the_rest_on_workers(tmp_path)
         coords.append(tree.members("root"))
     pd.testing.assert_frame_equal(coords[0], coords[1])  # seeded: same sample, same map
     assert coords[0].image_id.tolist() == (np.arange(2600) * 3 + 1).tolist()
+
+
+def test_report_is_one_self_contained_page(run, tree, tmp_path):
+    from sarise.viewer.report import write_report
+
+    tree.child("root", {"query": "group == 'p4'"})
+    page = write_report(run, tmp_path / "report").read_text()
+    pngs = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
+    assert {"mosaic.png", "groups.png", "map-predicted_group.png", "map-group.png"} <= set(pngs)
+    assert page.count("data:image/png;base64,") == len(pngs) and 'src="http' not in page
+    assert "<td>root</td>" in page and "--query &quot;group == &#x27;p4&#x27;&quot;" in page

@@ -35,7 +35,7 @@ def test_dry_run(cli_env, workdir):
     out = snakemake(["-n", "--directory", str(workdir)], cli_env)
     assert out.returncode == 0, out.stdout + out.stderr
     for rule in ("symmetry_split", "symmetry_preview", "train", "export_model", "evaluate",
-                 "demo_archive", "ingest", "extract", "project", "index", "all"):  # fmt: skip
+                 "demo_archive", "ingest", "extract", "project", "index", "report", "all"):  # fmt: skip
         assert rule in out.stdout
 
 
@@ -94,4 +94,6 @@ def test_demo_runs_end_to_end_and_reruns_are_no_ops(cli_env, workdir):
     report = snakemake([*args, "--report", str(work / "report.html")], cli_env)
     assert report.returncode == 0, report.stdout + report.stderr
     html = (work / "report.html").read_text(errors="replace")
-    assert "preview.png" in html and "confusion-test.png" in html
+    assert "preview.png" in html and "confusion-test.png" in html and "mosaic.png" in html
+    page = (work / "results/demo/report/report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 3 and "<td>root</td>" in page

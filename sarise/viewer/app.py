@@ -117,7 +117,11 @@ def make_document(doc, data: RunData) -> None:
 
     crumbs = Div(name="breadcrumb")
     status = Div(name="status")
-    command = Div(name="command", styles={"font-family": "monospace", "font-size": "11px"})
+    command = Div(
+        name="command",
+        width=370,
+        styles={"font-family": "monospace", "font-size": "11px", "word-break": "break-all"},
+    )
     gallery = Div(name="gallery", sizing_mode="stretch_width")
     neighbours = Div(name="neighbours_gallery", sizing_mode="stretch_width")
     message = Div(name="message", styles={"color": "#a00"})

@@ -44,6 +44,7 @@ def get_final_outputs():
         f"results/{RUN}/features.zarr",
         f"results/{RUN}/projections/root/node.json",
         f"results/{RUN}/index/index.json",
+        f"results/{RUN}/report/report.html",
     ]
     return outputs
 

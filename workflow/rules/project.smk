@@ -34,3 +34,31 @@ rule index:
         run=lambda wildcards: f"results/{wildcards.run}",
     shell:
         "sarise index {params.run} --config {input.config} > {log} 2>&1"
+
+
+rule report:
+    input:
+        config=get_config_file(),
+        root="results/{run}/projections/root/node.json",
+        index="results/{run}/index/index.json",
+    output:
+        html="results/{run}/report/report.html",
+        mosaic=report(
+            "results/{run}/report/mosaic.png",
+            caption="../report/mosaic.rst",
+            category="Archive map",
+        ),
+        groups=report(
+            "results/{run}/report/groups.png",
+            caption="../report/groups.rst",
+            category="Archive map",
+        ),
+    log:
+        "logs/{run}/report.log",
+    conda:
+        "../../envs/sarise.yaml"
+    params:
+        run=lambda wildcards: f"results/{wildcards.run}",
+        out=lambda wildcards, output: os.path.dirname(output.html),
+    shell:
+        "sarise report {params.run} --out {params.out} --config {input.config} > {log} 2>&1"

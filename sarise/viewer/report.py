@@ -1,0 +1,179 @@
+"""``sarise report``: a self-contained HTML report of a run (PNGs embedded, and beside it).
+
+Contents: the root projection as a thumbnail mosaic and coloured by the predicted group and
+the main metadata columns; the classifier summary (predicted-group distribution, confidence);
+the projection tree's nodes with their selections and quality.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sarise.viewer.data import RunData
+
+__all__ = ["write_report"]
+
+
+def _fig():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    tmp = path.with_name(path.name + ".partial.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    _fig().close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def mosaic(data: RunData, members: pd.DataFrame, path: Path, grid: int = 24) -> Path:
+    """Thumbnails on a ``grid`` x ``grid`` lattice over the map: in each occupied cell, the
+    image nearest the cell's centre (the paper's mosaic figure)."""
+    plt = _fig()
+    xy = members[["x", "y"]].to_numpy(float)
+    lo, hi = xy.min(0), xy.max(0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    cell = np.minimum(((xy - lo) / span * grid).astype(int), grid - 1)
+    centre = (cell + 0.5) / grid * span + lo
+    dist = ((xy - centre) ** 2).sum(1)
+    order = np.lexsort((dist, cell[:, 1], cell[:, 0]))
+    first = np.ones(len(order), bool)
+    first[1:] = (np.diff(cell[order, 0]) != 0) | (np.diff(cell[order, 1]) != 0)
+    picks = order[first]
+    t = data._thumbs.shape[-1]
+    canvas = np.full((grid * t, grid * t), 255, np.uint8)
+    for i in picks:
+        cx, cy = cell[i]
+        row = (grid - 1 - cy) * t
+        thumb = data._thumbs[int(data.row[int(members["image_id"].iloc[i])])]
+        canvas[row : row + t, cx * t : cx * t + t] = thumb
+    fig, ax = plt.subplots(figsize=(8, 8))
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=255)
+    ax.set_axis_off()
+    ax.set_title(f"{len(picks)} of {len(members)} images, one per cell of a {grid}x{grid} grid")
+    return _save(fig, path)
+
+
+def scatter(data: RunData, members: pd.DataFrame, column: str, path: Path) -> Path:
+    plt = _fig()
+    table = data.table(members["image_id"])
+    values = table[column]
+    fig, ax = plt.subplots(figsize=(7, 6))
+    if pd.api.types.is_numeric_dtype(values):
+        sc = ax.scatter(members.x, members.y, c=values, s=6, cmap="viridis")
+        fig.colorbar(sc, ax=ax, label=column)
+    else:
+        cats = values.fillna("(none)").astype(str)
+        top = cats.value_counts().index[:12]
+        cmap = plt.get_cmap("tab20")
+        for k, c in enumerate(top):
+            m = (cats == c).to_numpy()
+            ax.scatter(
+                members.x[m], members.y[m], s=6, color=cmap(k % 20), label=f"{c} ({m.sum()})"
+            )
+        rest = ~cats.isin(top).to_numpy()
+        if rest.any():
+            ax.scatter(
+                members.x[rest],
+                members.y[rest],
+                s=6,
+                color="#cccccc",
+                label=f"other ({rest.sum()})",
+            )
+        ax.legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1, 0.5))
+    ax.set_title(f"coloured by {column}")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return _save(fig, path)
+
+
+def group_distribution(data: RunData, path: Path) -> tuple[Path, dict]:
+    plt = _fig()
+    import zarr
+
+    g = zarr.open_group(data.run / "features.zarr", mode="r")
+    groups = list(g.attrs["groups"])
+    probs = g["probabilities"][:]
+    pred = probs.argmax(1)
+    counts = np.bincount(pred, minlength=len(groups))
+    conf = probs.max(1)
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    ax.bar(groups, counts, color="#4477aa")
+    ax.set_ylabel("images")
+    ax.set_title(
+        f"predicted wallpaper group ({len(pred)} images, median confidence {np.median(conf):.2f})"
+    )
+    ax.tick_params(axis="x", rotation=60)
+    summary = {"images": len(pred), "median_confidence": float(np.median(conf)),
+               "counts": dict(zip(groups, map(int, counts), strict=True))}  # fmt: skip
+    return _save(fig, path), summary
+
+
+def write_report(run: str | Path, out: str | Path | None = None, *, config=None) -> Path:
+    """Write ``report.html`` (self-contained) and its PNGs into ``out`` (default
+    ``<run>/report``); returns the HTML path."""
+    from sarise.config import load_config
+    from sarise.project import ROOT
+    from sarise.viewer.app import _command
+
+    cfg = config or load_config(None)
+    data = RunData(run, cfg.project, cfg.search)
+    out = Path(out) if out else data.run / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    tree = data.tree
+    members = tree.members(ROOT)
+    pngs = [("Thumbnail mosaic of the root projection", mosaic(data, members, out / "mosaic.png"))]
+    columns = data.categories[:5]
+    for col in columns:
+        pngs.append(
+            (
+                f"Root projection coloured by {col}",
+                scatter(data, members, col, out / f"map-{col}.png"),
+            )
+        )
+    dist, summary = group_distribution(data, out / "groups.png")
+    pngs.append(("Classifier summary: predicted wallpaper groups", dist))
+
+    def img(title, path):
+        b64 = base64.b64encode(path.read_bytes()).decode()
+        return (f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{b64}" '
+                f'style="max-width:100%"><figcaption>{html.escape(title)}</figcaption></figure>')  # fmt: skip
+
+    rows = []
+    for node in tree.ids():
+        info = tree.info(node)
+        q = info["quality"]["trustworthiness"]
+        rows.append(f"<tr><td>{html.escape(node)}</td><td>{html.escape(str(info['parent'] or '-'))}</td>"
+                    f"<td>{info['n']}</td><td>{html.escape(info['how']['method'])}</td>"
+                    f"<td>{'n/a' if q is None else f'{q:.3f}'}</td>"
+                    f"<td><code>{html.escape(json.dumps(info['selection'])[:120])}</code></td>"
+                    f"<td><code>{html.escape(_command(data.run, info))[:200]}</code></td></tr>")  # fmt: skip
+    root = tree.info(ROOT)
+    body = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>sarise report: {html.escape(data.run.name)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}td,th{{padding:2px 8px;font-size:12px;text-align:left}}
+figure{{margin:1em 0}}figcaption{{font-size:12px;color:#444}}</style></head><body>
+<h1>sarise report: {html.escape(str(data.run))}</h1>
+<p>{root["n"]} images; UMAP {html.escape(json.dumps(root["params"]))} on {root["backend"]};
+trustworthiness {root["quality"]["trustworthiness"]:.3f}, kNN preservation {root["quality"]["knn_preservation"]:.3f};
+model sha256 {html.escape(str(root.get("model_sha256"))[:16])}…; {summary["images"]} images classified, median
+confidence {summary["median_confidence"]:.2f}.</p>
+{"".join(img(t, p) for t, p in pngs)}
+<h2>Projection tree</h2><table><tr><th>node</th><th>parent</th><th>images</th><th>how</th><th>T@10</th><th>selection</th><th>reproduce</th></tr>
+{"".join(rows)}</table></body></html>"""
+    path = out / "report.html"
+    tmp = path.with_name("report.html.partial")
+    tmp.write_text(body)
+    os.replace(tmp, path)
+    return path
