@@ -26,6 +26,8 @@ __all__ = ["make_document"]
 logger = logging.getLogger(__name__)
 
 GALLERY_MAX = 48
+DATASHADE_MIN = 50_000  # above this many points the map is a Datashader image
+SAMPLE = 20_000  # points sent to the browser over it, for hover
 THUMB_BUDGET = 150  # thumbnails drawn on the map at once
 
 
@@ -45,6 +47,30 @@ def _palette(values: pd.Series) -> list[str]:
     )
     lut = {c: pal[i % len(pal)] for i, c in enumerate(cats)}
     return [lut.get(str(v), "#bbbbbb") if not pd.isna(v) else "#bbbbbb" for v in values]
+
+
+def shade_points(xy: np.ndarray, values: pd.Series, xr, yr, width: int = 900, height: int = 800):
+    """An RGBA (uint32) image of all points, coloured by category or value (Datashader)."""
+    import datashader as ds
+    import datashader.transfer_functions as tf
+
+    cv = ds.Canvas(plot_width=width, plot_height=height, x_range=tuple(xr), y_range=tuple(yr))
+    frame = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]})
+    if pd.api.types.is_numeric_dtype(values):
+        frame["v"] = values.to_numpy(float)
+        img = tf.shade(
+            cv.points(frame, "x", "y", ds.mean("v")), cmap=["#440154", "#21918c", "#fde725"]
+        )
+    else:
+        cats = values.fillna("(none)").astype(str)
+        frame["c"] = pd.Categorical(cats)
+        colours = dict(
+            zip(sorted(cats.unique()), _palette(pd.Series(sorted(cats.unique()))), strict=True)
+        )
+        img = tf.shade(
+            cv.points(frame, "x", "y", ds.count_cat("c")), color_key=colours, how="eq_hist"
+        )
+    return tf.spread(img, px=1).to_numpy()
 
 
 def _gallery(data: RunData, ids, title: str) -> str:
@@ -74,7 +100,7 @@ def _filters_to_query(choices: dict[str, list[str]], size, dates) -> str:
 
 def make_document(doc, data: RunData) -> None:
     """Build one session's document on the root node of the run."""
-    from bokeh.events import Tap
+    from bokeh.events import SelectionGeometry, Tap
     from bokeh.layouts import column, row
     from bokeh.models import (
         Button,
@@ -100,10 +126,12 @@ def make_document(doc, data: RunData) -> None:
                                     "alpha": [], "top3": [], "info": []}, name="points")  # fmt: skip
     thumbs = ColumnDataSource(data={"url": [], "x": [], "y": [], "w": [], "h": []}, name="thumbs")
     near = ColumnDataSource(data={"x": [], "y": []}, name="neighbours")
+    image = ColumnDataSource(data={"image": [], "x": [], "y": [], "dw": [], "dh": []}, name="image")
 
     p = figure(name="map", title="", output_backend="webgl", sizing_mode="stretch_both",
                tools="pan,wheel_zoom,box_select,lasso_select,tap,reset",
                active_scroll="wheel_zoom", min_width=500, min_height=500)  # fmt: skip
+    p.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=image)
     p.image_url(url="url", x="x", y="y", w="w", h="h", anchor="center", source=thumbs)
     dots = p.scatter("x", "y", source=source, size=7, color="color", alpha="alpha",
                      line_color=None, name="dots")  # fmt: skip
@@ -157,16 +185,30 @@ def make_document(doc, data: RunData) -> None:
         members = tree.members(node)
         state["members"] = members
         state["mask"] = None
-        table = data.table(members["image_id"])
-        info = [" · ".join(str(table[c].iloc[i]) for c in ("material", "date", "format") if c in table and pd.notna(table[c].iloc[i]))
-                for i in range(len(table))]  # fmt: skip
+        state["xy"] = members[["x", "y"]].to_numpy(float)
+        state["ids"] = members["image_id"].to_numpy(np.int64)
+        state["big"] = len(members) > DATASHADE_MIN
+        state["big_selected"] = []
+        # the points sent to the browser: all of them, or a seeded sample over a datashaded image
+        shown = np.arange(len(members))
+        if state["big"]:
+            shown = np.sort(np.random.default_rng(0).choice(len(members), SAMPLE, replace=False))
+        state["shown"] = shown
+        table = data.table(state["ids"][shown])
+        cols = [c for c in ("material", "date", "format") if c in table]
+        parts = [[("" if pd.isna(v) else str(v)) for v in table[c]] for c in cols]
+        info = [" · ".join(t for t in tup if t) for tup in zip(*parts, strict=True)] if cols else [""] * len(shown)  # fmt: skip
         source.selected.indices = []
-        source.data = {"x": members["x"].to_numpy(), "y": members["y"].to_numpy(),
-                       "image_id": members["image_id"].astype(str).to_numpy(),
+        source.data = {"x": state["xy"][shown, 0], "y": state["xy"][shown, 1],
+                       "image_id": state["ids"][shown].astype(str),
                        "name": table["name"].to_numpy(), "color": _palette(table[colour.value]),
-                       "alpha": np.full(len(members), 0.85), "top3": table["top3"].to_numpy(),
-                       "info": np.asarray(info, object)}  # fmt: skip
+                       "alpha": np.full(len(shown), 0.0 if state["big"] else 0.85),
+                       "top3": table["top3"].to_numpy(), "info": np.asarray(info, object)}  # fmt: skip
         near.data = {"x": [], "y": []}
+        lo, hi = state["xy"].min(0), state["xy"].max(0)
+        pad = (hi - lo) * 0.03 + 1e-9
+        p.x_range.update(start=lo[0] - pad[0], end=hi[0] + pad[0])
+        p.y_range.update(start=lo[1] - pad[1], end=hi[1] + pad[1])
         path = breadcrumb(tree, node)
         crumbs.text = "projection: " + " &gt; ".join(f"<b>{html.escape(n)}</b>" for n in path)
         kids = tree.children(node)
@@ -181,17 +223,30 @@ def make_document(doc, data: RunData) -> None:
         buttons["back"].disabled = not state["back"]
         buttons["forward"].disabled = not state["forward"]
         update_status()
+        update_image()
         update_thumbs()
 
+    def update_image() -> None:
+        """Big nodes: every point, aggregated by Datashader for the current view."""
+        if not state["big"]:
+            image.data = {"image": [], "x": [], "y": [], "dw": [], "dh": []}
+            return
+        x0, x1 = sorted((p.x_range.start, p.x_range.end))
+        y0, y1 = sorted((p.y_range.start, p.y_range.end))
+        keep = np.ones(len(state["ids"]), bool) if state["mask"] is None else state["mask"]
+        values = data.table(state["ids"][keep])[colour.value]
+        rgba = shade_points(state["xy"][keep], values, (x0, x1), (y0, y1))
+        image.data = {"image": [rgba], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}
+
     def update_status() -> None:
-        n = len(source.data["x"])
-        sel = len(source.selected.indices)
+        n = len(state["ids"])
+        sel = len(selected_ids())
         shown = n if state["mask"] is None else int(state["mask"].sum())
         status.text = f"node {state['node']}: {n} points, {shown} shown, {sel} selected"
 
     def update_thumbs() -> None:
         xr, yr = p.x_range, p.y_range
-        x, y = np.asarray(source.data["x"], float), np.asarray(source.data["y"], float)
+        x, y = state["xy"][:, 0], state["xy"][:, 1]
         if xr.start is None or xr.end is None or not len(x):
             thumbs.data = {"url": [], "x": [], "y": [], "w": [], "h": []}
             return
@@ -205,13 +260,38 @@ def make_document(doc, data: RunData) -> None:
             return
         w = abs(xr.end - xr.start) / 14
         h = abs(yr.end - yr.start) / 14
-        ids = np.asarray(source.data["image_id"])[idx]
+        ids = state["ids"][idx]
         thumbs.data = {"url": [f"/thumb/{i}.png" for i in ids], "x": x[idx], "y": y[idx],
                        "w": [w] * len(idx), "h": [h] * len(idx)}  # fmt: skip
 
     def selected_ids() -> list[int]:
+        if state.get("big"):
+            return list(state["big_selected"])
         ids = np.asarray(source.data["image_id"])
         return [int(ids[i]) for i in sorted(source.selected.indices)]
+
+    def on_geometry(event) -> None:
+        """Big nodes: a box or lasso selects among all points, not only the sample."""
+        if not state["big"] or not event.final:
+            return
+        g = event.geometry
+        xy = state["xy"]
+        if g["type"] == "rect":
+            x0, x1 = sorted((g["x0"], g["x1"]))
+            y0, y1 = sorted((g["y0"], g["y1"]))
+            hit = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+        elif g["type"] == "poly":
+            from sarise.project import _inside_polygon
+
+            hit = _inside_polygon(xy, np.column_stack([g["x"], g["y"]]))
+        else:
+            return
+        if state["mask"] is not None:
+            hit &= state["mask"]
+        state["big_selected"] = [int(i) for i in state["ids"][hit]]
+        update_status()
+        ids = state["big_selected"]
+        gallery.text = _gallery(data, ids, "selection") if ids else ""
 
     def on_select(attr, old, new) -> None:
         ids = selected_ids()
@@ -220,16 +300,16 @@ def make_document(doc, data: RunData) -> None:
 
     def on_tap(event) -> None:
         """A click: the nearest image to the cursor, its neighbours highlighted and shown."""
-        x, y = np.asarray(source.data["x"], float), np.asarray(source.data["y"], float)
+        x, y = state["xy"][:, 0], state["xy"][:, 1]
         if not len(x):
             return
         i = int(np.argmin((x - event.x) ** 2 + (y - event.y) ** 2))
-        image = int(source.data["image_id"][i])
-        found = data.neighbours(image)
-        pos = pd.Index(np.asarray(source.data["image_id"]).astype(np.int64)).get_indexer(found)
+        picked = int(state["ids"][i])
+        found = data.neighbours(picked)
+        pos = pd.Index(state["ids"]).get_indexer(found)
         pos = pos[pos >= 0]
         near.data = {"x": x[pos], "y": y[pos]}
-        neighbours.text = _gallery(data, found, f"most similar to {image}")
+        neighbours.text = _gallery(data, found, f"most similar to {picked}")
 
     def guarded(fn):
         def run(event=None):  # a button's click event carries nothing we need
@@ -278,7 +358,10 @@ def make_document(doc, data: RunData) -> None:
 
     def clear_filter() -> None:
         state["mask"] = None
-        source.data["alpha"] = np.full(len(source.data["x"]), 0.85)
+        if state["big"]:
+            update_image()
+        else:
+            source.data["alpha"] = np.full(len(source.data["x"]), 0.85)
         update_status()
 
     def filter_child() -> None:
@@ -302,7 +385,7 @@ def make_document(doc, data: RunData) -> None:
         query.value = _filters_to_query({c: w.value for c, w in choices.items()}, size, span)
 
     def export(kind: str) -> None:
-        ids = selected_ids() or [int(i) for i in source.data["image_id"]]
+        ids = selected_ids() or [int(i) for i in state["ids"]]
         table = data.table(ids).drop(columns=["raw", "top3"], errors="ignore")
         folder = data.run / "exports"
         folder.mkdir(exist_ok=True)
@@ -317,14 +400,22 @@ def make_document(doc, data: RunData) -> None:
 
     source.selected.on_change("indices", on_select)
     p.on_event(Tap, guarded_event(on_tap))
-    colour.on_change(
-        "value",
-        lambda a, o, n: source.data.update(
-            color=_palette(data.table(state["members"]["image_id"])[n])
-        ),
-    )
-    p.x_range.on_change("end", lambda attr, old, new: update_thumbs())
-    p.y_range.on_change("end", lambda attr, old, new: update_thumbs())
+    p.on_event(SelectionGeometry, guarded_event(on_geometry))
+
+    def recolour() -> None:
+        source.data["color"] = _palette(data.table(state["ids"][state["shown"]])[colour.value])
+        if state["big"]:
+            update_image()
+
+    colour.on_change("value", lambda attr, old, new: recolour())
+
+    def on_range() -> None:
+        update_thumbs()
+        if state["big"]:
+            update_image()
+
+    p.x_range.on_change("end", lambda attr, old, new: on_range())
+    p.y_range.on_change("end", lambda attr, old, new: on_range())
     for w in choices.values():
         w.on_change("value", lambda attr, old, new: widgets_to_query())
     for s in (size_slider, date_slider):
