@@ -56,13 +56,14 @@ lint: install  ## Static checks: ruff, snakefmt, snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 
-benchmark: install  ## Throughput tables: generator, training, ingest, extraction, projection, search
+benchmark: install  ## Throughput tables: generator, training, ingest, extraction, projection, search, viewer
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_descriptor.py
 	$(BIN)/python benchmarks/bench_project.py
+	$(BIN)/python benchmarks/bench_view.py
 
 clean:
 	rm -rf results logs .snakemake .cache

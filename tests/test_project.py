@@ -111,7 +111,7 @@ def test_explore_cli_makes_lists_and_removes_nodes(run, tree, cli_env):
     assert f"removed {node}" in sarise("explore", "remove", run, node)
 
 
-def test_search_finds_the_image_then_its_group(run, tree):
+def test_search_finds_the_image_then_its_group(run, tree, wallpaper_run):
     build_index(run, config=SearchConfig())
     meta = tree.metadata()
     hits = []
@@ -121,7 +121,7 @@ def test_search_finds_the_image_then_its_group(run, tree):
         hits.append((found.group.iloc[1:] == row.group).mean())
     assert np.mean(hits) > 0.3  # 5 of 101 (0.05) by chance; 0.42 measured
     # a new file, read and featurised like the archive: its stored twin comes first
-    png = run.parent / "files" / meta.path.iloc[10]
+    png = wallpaper_run.parent / "files" / meta.path.iloc[10]
     found = search(run, files=[png], k=3)
     assert found.image_id.iloc[0] == meta.image_id.iloc[10] and found.distance.iloc[0] < 1e-5
     limited = search(run, ids=[int(meta.image_id.iloc[0])], k=5, where="batch == 2")

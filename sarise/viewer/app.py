@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 GALLERY_MAX = 48
 DATASHADE_MIN = 50_000  # above this many points the map is a Datashader image
-SAMPLE = 20_000  # points sent to the browser over it, for hover
+SAMPLE = 10_000  # points sent to the browser over it, for hover
 THUMB_BUDGET = 150  # thumbnails drawn on the map at once
 
 
@@ -49,7 +49,7 @@ def _palette(values: pd.Series) -> list[str]:
     return [lut.get(str(v), "#bbbbbb") if not pd.isna(v) else "#bbbbbb" for v in values]
 
 
-def shade_points(xy: np.ndarray, values: pd.Series, xr, yr, width: int = 900, height: int = 800):
+def shade_points(xy: np.ndarray, values: pd.Series, xr, yr, width: int = 720, height: int = 640):
     """An RGBA (uint32) image of all points, coloured by category or value (Datashader)."""
     import datashader as ds
     import datashader.transfer_functions as tf
@@ -160,13 +160,14 @@ def make_document(doc, data: RunData) -> None:
     )
     choices = {c: MultiChoice(title=c, options=sorted(data.meta[c].dropna().astype(str).unique()))
                for c in data.categories[1:4]}  # fmt: skip
-    size_um = pd.to_numeric(data.meta.get("scan_size_x_m"), errors="coerce") * 1e6
+    missing = pd.Series(np.nan, index=data.meta.index)
+    size_um = pd.to_numeric(data.meta.get("scan_size_x_m", missing), errors="coerce") * 1e6
     size_slider = None
     if size_um.notna().sum() > 1 and size_um.max() > size_um.min():
         size_slider = RangeSlider(title="scan size (µm)", start=float(size_um.min()),
                                   end=float(size_um.max()), value=(float(size_um.min()), float(size_um.max())),
                                   step=float((size_um.max() - size_um.min()) / 200))  # fmt: skip
-    dates = pd.to_datetime(data.meta.get("date"), errors="coerce", format="ISO8601")
+    dates = pd.to_datetime(data.meta.get("date", missing), errors="coerce", format="ISO8601")
     date_slider = None
     if dates.notna().sum() > 1 and dates.max() > dates.min():
         date_slider = DateRangeSlider(title="date", start=dates.min(), end=dates.max(),
@@ -187,6 +188,7 @@ def make_document(doc, data: RunData) -> None:
         state["mask"] = None
         state["xy"] = members[["x", "y"]].to_numpy(float)
         state["ids"] = members["image_id"].to_numpy(np.int64)
+        state["pos"] = data.positions(state["ids"])
         state["big"] = len(members) > DATASHADE_MIN
         state["big_selected"] = []
         # the points sent to the browser: all of them, or a seeded sample over a datashaded image
@@ -207,8 +209,10 @@ def make_document(doc, data: RunData) -> None:
         near.data = {"x": [], "y": []}
         lo, hi = state["xy"].min(0), state["xy"].max(0)
         pad = (hi - lo) * 0.03 + 1e-9
+        state["quiet"] = True  # one image for the new ranges, not one per range
         p.x_range.update(start=lo[0] - pad[0], end=hi[0] + pad[0])
         p.y_range.update(start=lo[1] - pad[1], end=hi[1] + pad[1])
+        state["quiet"] = False
         path = breadcrumb(tree, node)
         crumbs.text = "projection: " + " &gt; ".join(f"<b>{html.escape(n)}</b>" for n in path)
         kids = tree.children(node)
@@ -234,7 +238,7 @@ def make_document(doc, data: RunData) -> None:
         x0, x1 = sorted((p.x_range.start, p.x_range.end))
         y0, y1 = sorted((p.y_range.start, p.y_range.end))
         keep = np.ones(len(state["ids"]), bool) if state["mask"] is None else state["mask"]
-        values = data.table(state["ids"][keep])[colour.value]
+        values = data.column(colour.value, state["pos"][keep])
         rgba = shade_points(state["xy"][keep], values, (x0, x1), (y0, y1))
         image.data = {"image": [rgba], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}
 
@@ -403,13 +407,15 @@ def make_document(doc, data: RunData) -> None:
     p.on_event(SelectionGeometry, guarded_event(on_geometry))
 
     def recolour() -> None:
-        source.data["color"] = _palette(data.table(state["ids"][state["shown"]])[colour.value])
+        source.data["color"] = _palette(data.column(colour.value, state["pos"][state["shown"]]))
         if state["big"]:
             update_image()
 
     colour.on_change("value", lambda attr, old, new: recolour())
 
     def on_range() -> None:
+        if state.get("quiet"):
+            return
         update_thumbs()
         if state["big"]:
             update_image()

@@ -59,6 +59,7 @@ class RunData:
         self.meta["top3"] = [", ".join(f"{groups[j]} {probs[i, j]:.2f}" for j in t)
                              for i, t in enumerate(top)]  # fmt: skip
         self.categories = ["predicted_group", *category_columns(self.meta.drop(columns=["name", "top3", "predicted_group"]))]  # fmt: skip
+        self._columns: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self._png: dict[int, bytes] = {}
 
@@ -94,6 +95,29 @@ class RunData:
         _, x = self.tree.features(np.asarray([image_id]))
         found, _ = self.index.search(x, k)
         return [int(i) for i in found[0] if i >= 0]
+
+    def positions(self, image_ids) -> np.ndarray:
+        """Rows of these images in the store (and in :attr:`meta`)."""
+        return self.row.reindex(np.asarray(image_ids)).to_numpy()
+
+    def column(self, name: str, positions: np.ndarray) -> pd.Series:
+        """One metadata column at these store rows (:meth:`positions`), in this order."""
+        if name not in self._columns:
+            self._columns[name] = self.meta[name].to_numpy()
+        return pd.Series(self._columns[name][positions], name=name)
+
+    def warm_up(self) -> None:
+        """Compile the JIT code a session would otherwise wait for (UMAP refinement,
+        Datashader) once, when the server starts."""
+        from sarise.project import fit_umap, knn_graph
+        from sarise.viewer.app import shade_points
+
+        rng = np.random.default_rng(0)
+        x = rng.random((60, 8), dtype=np.float32)
+        init = rng.random((60, 2))
+        fit_umap(x, {"n_neighbors": 5, "min_dist": 0.1, "metric": "cosine"}, seed=0, init=init,
+                 knn=knn_graph(x, 5, "cosine"), n_epochs=2, learning_rate=0.05)  # fmt: skip
+        shade_points(init, pd.Series(["a", "b"] * 30), (0, 1), (0, 1), 16, 16)
 
     def table(self, image_ids) -> pd.DataFrame:
         """Metadata rows of these images, in this order."""

@@ -61,6 +61,10 @@ def make_server(run: str | Path, *, host: str = "127.0.0.1", port: int = 5006, c
 
     cfg = config or load_config(None)
     data = RunData(run, cfg.project, cfg.search)
+    data.warm_up()
+    from bokeh.document import Document
+
+    make_document(Document(), data)  # the first visitor then finds caches filled
     app = Application(FunctionHandler(partial(make_document, data=data)))
     extra = [(r"/thumb/([0-9]{1,20})\.png", ThumbnailHandler, {"data": data}),
              (r"/export/([^/]+)", ExportHandler, {"data": data})]  # fmt: skip
