@@ -474,12 +474,16 @@ def view_cmd(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 5006,
     show: Annotated[bool, typer.Option(help="Open a browser tab.")] = False,
+    datashade_min: Annotated[
+        int | None, typer.Option(min=0, help="Draw nodes above this size with Datashader (50000).")
+    ] = None,
 ) -> None:
     """Explore a run in the browser: the map, filters, re-projection, similar images."""
     from sarise.config import load_config
     from sarise.viewer import make_server
 
-    server = make_server(run, host=host, port=port, config=load_config(config))
+    server = make_server(run, host=host, port=port, config=load_config(config),
+                         datashade_min=datashade_min)  # fmt: skip
     server.start()
     url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{server.port}/"
     typer.echo(f"sarise view: serving {run} at {url} (Ctrl-C to stop)")

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sarise.config import ProjectConfig
@@ -41,6 +42,14 @@ SCREEN = """(i) => {
   const r = pv.canvas_view.el.getBoundingClientRect();
   return [r.left + pv.frame.x_scale.compute(src.data.x[i]), r.top + pv.frame.y_scale.compute(src.data.y[i])];
 }"""  # screen position of point i
+SCREEN_XY = """([x, y]) => {
+  const plot = Bokeh.documents[0].get_model_by_name('map');
+  const find = (v) => { if (v.model === plot) return v;
+    for (const c of (v.child_views ?? [])) { const r = find(c); if (r) return r; } return null; };
+  let pv = null; for (const v of Bokeh.index) { pv = find(v); if (pv) break; }
+  const r = pv.canvas_view.el.getBoundingClientRect();
+  return [r.left + pv.frame.x_scale.compute(x), r.top + pv.frame.y_scale.compute(y)];
+}"""  # screen position of a data point
 
 
 def _need_browser():
@@ -56,17 +65,11 @@ def _need_browser():
         pytest.skip("no Chromium at /usr/bin/chromium or no playwright (`make browser`)")
 
 
-@pytest.fixture(scope="module")
-def server(wallpaper_run, tmp_path_factory, cli_env_module):
-    _need_browser()
-    run = tmp_path_factory.mktemp("view") / "run"
-    shutil.copytree(wallpaper_run, run)
-    ProjectionTree(run, ProjectConfig()).project_root()
-    build_index(run)
-    log = run.parent / "view.log"  # a file, not a pipe: a full pipe would stall the server
+def _serve(run, env, *extra):
+    log = run.parent / f"view{'-'.join(extra)}.log"  # a file, not a pipe: a full pipe stalls
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "sarise.cli", "view", str(run), "--port",
-                                 "0"], env=cli_env_module, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+                                 "0", *extra], env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     url = None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and url is None and proc.poll() is None:
@@ -74,8 +77,24 @@ def server(wallpaper_run, tmp_path_factory, cli_env_module):
             url = m.group(1).replace("localhost", "127.0.0.1")
         time.sleep(0.2)
     assert url, log.read_text()[-3000:]
+    return proc, url, log
+
+
+@pytest.fixture(scope="module")
+def view_run(wallpaper_run, tmp_path_factory):
+    run = tmp_path_factory.mktemp("view") / "run"
+    shutil.copytree(wallpaper_run, run)
+    ProjectionTree(run, ProjectConfig()).project_root()
+    build_index(run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def server(view_run, cli_env_module):
+    _need_browser()
+    proc, url, log = _serve(view_run, cli_env_module)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    yield url, run
+    yield url, view_run
     proc.terminate()
     proc.wait(timeout=30)
     shutil.copy(log, SHOTS / "server.log")
@@ -204,3 +223,57 @@ def test_twenty_concurrent_page_loads(server):
             return counts
 
     assert asyncio.run(main()) == [N] * 20
+
+
+def test_a_datashaded_map_selects_among_all_points(view_run, cli_env_module, tmp_path):
+    """The large-archive path (here forced at 50 points): every point in a Datashader image,
+    a sample for hover, and a real box drag that selects on the server among all points."""
+    from playwright.sync_api import sync_playwright
+
+    _need_browser()
+    run = tmp_path / "run"
+    child_nodes = re.compile(r"n[0-9a-f]{10}")  # the root node only, no children
+    shutil.copytree(
+        view_run, run, ignore=lambda d, names: [n for n in names if child_nodes.fullmatch(n)]
+    )
+    proc, url, _ = _serve(run, cli_env_module, "--datashade-min", "50")
+    try:
+        root = ProjectionTree(run).members("root")
+        xs = np.sort(root.x.to_numpy())
+        mid = float((xs[N // 2 - 1] + xs[N // 2]) / 2)  # between two points: no point on the edge
+        dy, dx = root.y.max() - root.y.min(), xs[-1] - xs[0]
+        y0, y1 = root.y.min() - 0.01 * dy, root.y.max() + 0.01 * dy  # inside the 3% margin
+        expected = int((root.x < mid).sum())
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 950})
+            page.goto(url)
+            page.wait_for_function(READY, timeout=60_000)
+            assert (
+                page.evaluate(
+                    "() => Bokeh.documents[0].get_model_by_name('image').data.image.length"
+                )
+                == 1
+            )
+            page.get_by_title("Box Select").first.click()
+            ax, ay = page.evaluate(SCREEN_XY, [float(xs[0] - 0.01 * dx), float(y1)])
+            bx, by = page.evaluate(SCREEN_XY, [mid, float(y0)])
+            page.mouse.move(ax, ay)
+            page.mouse.down()
+            page.mouse.move(bx, by, steps=6)
+            page.mouse.up()
+            try:
+                page.wait_for_function(f"() => ({TEXT})('status').includes('{expected} selected')",
+                                       timeout=30_000)  # fmt: skip
+            except Exception:
+                status = page.evaluate(TEXT, "status")
+                raise AssertionError(f"{status} (expected {expected})") from None
+            page.screenshot(path=SHOTS / "datashader.png")
+            page.get_by_role("button", name="Re-project selection").click()
+            page.wait_for_function(f"() => ({TEXT})('breadcrumb').includes('&gt;')", timeout=60_000)
+            browser.close()
+        kids = ProjectionTree(run).children("root")
+        assert len(kids) == 1 and ProjectionTree(run).info(kids[0])["n"] == expected
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -98,8 +98,9 @@ def _filters_to_query(choices: dict[str, list[str]], size, dates) -> str:
     return " and ".join(parts)
 
 
-def make_document(doc, data: RunData) -> None:
-    """Build one session's document on the root node of the run."""
+def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> None:
+    """Build one session's document on the root node of the run; nodes of more than
+    ``datashade_min`` images are drawn as a Datashader image under a sample of points."""
     from bokeh.events import SelectionGeometry, Tap
     from bokeh.layouts import column, row
     from bokeh.models import (
@@ -189,12 +190,13 @@ def make_document(doc, data: RunData) -> None:
         state["xy"] = members[["x", "y"]].to_numpy(float)
         state["ids"] = members["image_id"].to_numpy(np.int64)
         state["pos"] = data.positions(state["ids"])
-        state["big"] = len(members) > DATASHADE_MIN
+        state["big"] = len(members) > datashade_min
         state["big_selected"] = []
         # the points sent to the browser: all of them, or a seeded sample over a datashaded image
         shown = np.arange(len(members))
         if state["big"]:
-            shown = np.sort(np.random.default_rng(0).choice(len(members), SAMPLE, replace=False))
+            k = min(SAMPLE, len(members))
+            shown = np.sort(np.random.default_rng(0).choice(len(members), k, replace=False))
         state["shown"] = shown
         table = data.table(state["ids"][shown])
         cols = [c for c in ("material", "date", "format") if c in table]

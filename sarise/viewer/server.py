@@ -50,22 +50,24 @@ class ExportHandler(RequestHandler):
         self.write(path.read_bytes())
 
 
-def make_server(run: str | Path, *, host: str = "127.0.0.1", port: int = 5006, config=None):
+def make_server(run: str | Path, *, host: str = "127.0.0.1", port: int = 5006, config=None,
+                datashade_min: int | None = None):  # fmt: skip
     """A started-on-demand Bokeh ``Server`` for a run (call ``.start()`` and run its loop)."""
     from bokeh.application import Application
     from bokeh.application.handlers.function import FunctionHandler
     from bokeh.server.server import Server
 
     from sarise.config import load_config
-    from sarise.viewer.app import make_document
+    from sarise.viewer.app import DATASHADE_MIN, make_document
 
     cfg = config or load_config(None)
     data = RunData(run, cfg.project, cfg.search)
     data.warm_up()
     from bokeh.document import Document
 
-    make_document(Document(), data)  # the first visitor then finds caches filled
-    app = Application(FunctionHandler(partial(make_document, data=data)))
+    threshold = DATASHADE_MIN if datashade_min is None else datashade_min
+    make_document(Document(), data, threshold)  # the first visitor then finds caches filled
+    app = Application(FunctionHandler(partial(make_document, data=data, datashade_min=threshold)))
     extra = [(r"/thumb/([0-9]{1,20})\.png", ThumbnailHandler, {"data": data}),
              (r"/export/([^/]+)", ExportHandler, {"data": data})]  # fmt: skip
     origins = [f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
