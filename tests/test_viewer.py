@@ -33,15 +33,6 @@ POINTS = "() => Bokeh.documents[0].get_model_by_name('points').data.x.length"
 READY = ("() => window.Bokeh && Bokeh.documents.length > 0 && "
          "Bokeh.documents[0].get_model_by_name('points') !== null && " + POINTS[6:] + " > 0")  # fmt: skip
 TEXT = "(name) => Bokeh.documents[0].get_model_by_name(name).text"
-SCREEN = """(i) => {
-  const plot = Bokeh.documents[0].get_model_by_name('map');
-  const find = (v) => { if (v.model === plot) return v;
-    for (const c of (v.child_views ?? [])) { const r = find(c); if (r) return r; } return null; };
-  let pv = null; for (const v of Bokeh.index) { pv = find(v); if (pv) break; }
-  const src = Bokeh.documents[0].get_model_by_name('points');
-  const r = pv.canvas_view.el.getBoundingClientRect();
-  return [r.left + pv.frame.x_scale.compute(src.data.x[i]), r.top + pv.frame.y_scale.compute(src.data.y[i])];
-}"""  # screen position of point i
 SCREEN_XY = """([x, y]) => {
   const plot = Bokeh.documents[0].get_model_by_name('map');
   const find = (v) => { if (v.model === plot) return v;
@@ -50,6 +41,13 @@ SCREEN_XY = """([x, y]) => {
   const r = pv.canvas_view.el.getBoundingClientRect();
   return [r.left + pv.frame.x_scale.compute(x), r.top + pv.frame.y_scale.compute(y)];
 }"""  # screen position of a data point
+
+
+def _screen(page, i: int) -> tuple[float, float]:
+    """Where point ``i`` of the map is on the screen."""
+    xy = page.evaluate("(i) => { const s = Bokeh.documents[0].get_model_by_name('points');"
+                       " return [s.data.x[i], s.data.y[i]]; }", i)  # fmt: skip
+    return page.evaluate(SCREEN_XY, xy)
 
 
 def _need_browser():
@@ -128,7 +126,7 @@ def test_the_map_shows_every_image_and_hover_shows_its_thumbnail(page):
     assert page.evaluate(POINTS) == N
     assert f"{N} points" in page.evaluate(TEXT, "status")
     page.screenshot(path=SHOTS / "map.png")
-    x, y = page.evaluate(SCREEN, 0)
+    x, y = _screen(page, 0)
     page.mouse.move(x, y)
     hover = page.locator("img.sarise-hover").first
     hover.wait_for(state="visible", timeout=10_000)
@@ -176,7 +174,7 @@ def test_a_filter_reduces_the_points(page):
 
 
 def test_a_click_shows_the_neighbours(page):
-    x, y = page.evaluate(SCREEN, 5)
+    x, y = _screen(page, 5)
     page.mouse.click(x, y)
     page.wait_for_function(f"() => ({TEXT})('neighbours_gallery').includes('most similar to')",
                            timeout=30_000)  # fmt: skip
