@@ -36,7 +36,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 
 def make_run(root: Path, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A generated run of ``n`` images; returns the root coordinates and cluster labels."""
-    from sarise.features import _template
+    from sarise.features import _template, chunk_sizes
     from sarise.store import ImageStore
 
     rng = np.random.default_rng(seed)
@@ -70,7 +70,7 @@ def make_run(root: Path, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
     g["logits"][:] = logits
     g["probabilities"][:] = probs
     g["image_id"][:] = np.arange(n) + 1
-    g["done"][:] = [min(10_000, n - c * 10_000) for c in range(g["done"].shape[0])]
+    g["done"][:] = chunk_sizes(n, 10_000)
     node = root / "projections" / "root"
     node.mkdir(parents=True)
     pd.DataFrame({"image_id": np.arange(n, dtype=np.int64) + 1, "x": xy[:, 0], "y": xy[:, 1]}).to_parquet(node / "members.parquet", index=False)  # fmt: skip

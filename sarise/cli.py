@@ -321,7 +321,7 @@ def project_cmd(
         overrides["project.preset"] = preset
     cfg = load_config(config, **overrides)
     tree = ProjectionTree(run, cfg.project)
-    if len(tree.features()[0]) > cfg.project.fit_max:
+    if len(tree) > cfg.project.fit_max:
         with get_client(cfg.cluster) as client:
             node = tree.project_root(client=client)
     else:

@@ -37,7 +37,15 @@ from sarise._version import __version__
 from sarise.config import ExtractConfig
 from sarise.errors import SariseError
 
-__all__ = ["EXTRACTOR", "VERSION", "Featurizer", "embed", "extract", "get_featurizer"]
+__all__ = [
+    "EXTRACTOR",
+    "VERSION",
+    "Featurizer",
+    "chunk_sizes",
+    "embed",
+    "extract",
+    "get_featurizer",
+]
 
 EXTRACTOR = "sarise.features"
 #: Bumped when the same model and images would give other features.
@@ -147,7 +155,7 @@ def _cached(model: str | None, device: str, batch_size: int, invariant: str) -> 
     from sarise.models import load_model
 
     net, info = load_model(model, device=_device(device))
-    if net.parameters().__next__().device.type == "cuda":
+    if next(net.parameters()).device.type == "cuda":
         net = net.to(memory_format=torch.channels_last)
     logger.info("model %s (sha256 %s) on %s", model or "shipped", info["sha256"][:12],
                 next(net.parameters()).device)  # fmt: skip
@@ -163,6 +171,11 @@ def get_featurizer(cfg: ExtractConfig, threads: int | None = None) -> Featurizer
 
 
 # -- the feature store -------------------------------------------------------------------
+def chunk_sizes(n: int, chunk: int) -> list[int]:
+    """Images in each chunk of an ``n``-image store: what ``done[chunk]`` holds when finished."""
+    return [min(chunk, n - c * chunk) for c in range(math.ceil(n / chunk))]
+
+
 def _attrs(store, info: dict[str, Any], cfg: ExtractConfig) -> dict[str, Any]:
     model_info = {k: info[k] for k in ("model", "classes", "normalization", "image_size")}
     preprocessing = {"store": store.attrs["preprocessing"], "channel": cfg.channel,
@@ -282,7 +295,7 @@ def extract(
     chunk = attrs["chunk"]
     n_chunks = math.ceil(n / chunk)
     done = g["done"][:]
-    expected = [min(chunk, n - c * chunk) for c in range(n_chunks)]
+    expected = chunk_sizes(n, chunk)
     todo = [c for c in range(n_chunks) if done[c] != expected[c]]
     result = {"images": n, "chunks": len(todo), "skipped": n_chunks - len(todo)}
     if not todo:

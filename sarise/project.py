@@ -194,6 +194,10 @@ class ProjectionTree:
         self._group = zarr.open_group(feats, mode="r")
 
     # -- reading -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Images in the feature store."""
+        return self._group["image_id"].shape[0]
+
     def ids(self) -> list[str]:
         if not self.root.is_dir():
             return []
@@ -218,15 +222,16 @@ class ProjectionTree:
         from sarise.store import ImageStore
 
         meta = ImageStore.open(self.run / "store", mode="r").metadata()
-        return meta.iloc[: self._group["image_id"].shape[0]].reset_index(drop=True)
+        return meta.iloc[: len(self)].reset_index(drop=True)
 
     def features(self, image_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(image_ids, features)`` of the given images (all when None), in the given order."""
+        from sarise.features import chunk_sizes
+
         all_ids = self._group["image_id"][:]
         done = self._group["done"][:]
         chunk = int(self._group.attrs["chunk"])
-        expected = [min(chunk, len(all_ids) - c * chunk) for c in range(len(done))]
-        if any(int(d) != e for d, e in zip(done, expected, strict=True)):
+        if done.tolist() != chunk_sizes(len(all_ids), chunk):
             raise SariseError(f"{self.run}/features.zarr is incomplete: run `sarise extract` "
                               "again to finish it")  # fmt: skip
         if image_ids is None:

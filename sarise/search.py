@@ -38,8 +38,9 @@ _NPROBES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
+    from sarise.project import _normalise
+
+    return _normalise(x, "cosine")
 
 
 class SearchIndex:
@@ -167,9 +168,10 @@ def build_index(run: str | Path, *, config: SearchConfig | None = None) -> dict[
     from sarise.project import ProjectionTree
 
     run = Path(run)
-    ids, feats = ProjectionTree(run).features()
+    tree = ProjectionTree(run)
+    ids, feats = tree.features()
     index = SearchIndex.build(feats, ids, config)
-    index.info["model_sha256"] = ProjectionTree(run)._group.attrs.get("model_sha256")
+    index.info["model_sha256"] = tree._group.attrs.get("model_sha256")
     index.save(_run_paths(run)[1])
     return index.info
 

@@ -147,14 +147,14 @@ def test_ivf_index_reaches_its_recall_and_round_trips(tmp_path):
 
 def _feature_run(path, x):
     """A run directory holding only a feature store (what projection reads)."""
-    from sarise.features import _template
+    from sarise.features import _template, chunk_sizes
 
     attrs = {"extractor": "test", "version": 1, "model_sha256": "0" * 64, "preprocessing": {},
              "groups": list(GROUPS), "chunk": 500}  # fmt: skip
     g = _template(path / "features.zarr", len(x), attrs, x.shape[1])
     g["features"][:] = x
     g["image_id"][:] = np.arange(len(x)) * 3 + 1
-    g["done"][:] = [min(500, len(x) - c * 500) for c in range(g["done"].shape[0])]
+    g["done"][:] = chunk_sizes(len(x), 500)
 
 
 def test_large_archives_fit_a_sample_and_transform_the_rest_on_workers(tmp_path):

@@ -63,6 +63,10 @@ class RunData:
         self._lock = threading.Lock()
         self._png: dict[int, bytes] = {}
 
+    def thumbnail(self, image_id: int) -> np.ndarray:
+        """The stored thumbnail (uint8, square) of an image."""
+        return self._thumbs[int(self.row[image_id])]
+
     def thumbnail_png(self, image_id: int) -> bytes | None:
         """The stored thumbnail of an image as PNG (None for an unknown id)."""
         from PIL import Image
@@ -73,7 +77,7 @@ class RunData:
             if image_id in self._png:
                 return self._png[image_id]
         buf = io.BytesIO()
-        Image.fromarray(self._thumbs[int(self.row[image_id])]).save(buf, format="PNG")
+        Image.fromarray(self.thumbnail(image_id)).save(buf, format="PNG")
         png = buf.getvalue()
         with self._lock:
             if len(self._png) < 200_000:

@@ -52,12 +52,12 @@ def mosaic(data: RunData, members: pd.DataFrame, path: Path, grid: int = 24) -> 
     first = np.ones(len(order), bool)
     first[1:] = (np.diff(cell[order, 0]) != 0) | (np.diff(cell[order, 1]) != 0)
     picks = order[first]
-    t = data._thumbs.shape[-1]
+    t = data.thumbnail(int(members["image_id"].iloc[0])).shape[-1]
     canvas = np.full((grid * t, grid * t), 255, np.uint8)
     for i in picks:
         cx, cy = cell[i]
         row = (grid - 1 - cy) * t
-        thumb = data._thumbs[int(data.row[int(members["image_id"].iloc[i])])]
+        thumb = data.thumbnail(int(members["image_id"].iloc[i]))
         canvas[row : row + t, cx * t : cx * t + t] = thumb
     fig, ax = plt.subplots(figsize=(8, 8))
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=255)
