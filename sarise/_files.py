@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-__all__ = ["file_sha256"]
+__all__ = ["file_sha256", "write_json_atomic"]
 
 
 def file_sha256(path: str | Path) -> str:
@@ -15,3 +15,17 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def write_json_atomic(path: str | Path, obj) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` through a temporary file and a rename, so
+    readers see the old file or the new one, never a partial one."""
+    import json
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path

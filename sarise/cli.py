@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -63,6 +64,23 @@ ClusterOpt = Annotated[
 WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Dask workers (cluster.workers).")]
 
 
+def _record(run: Path, stage: str, cfg, started: float, outputs, **extra) -> None:
+    """Leave the run record of a stage in its run directory (``sarise info``)."""
+    from sarise.record import write_record
+
+    write_record(run, stage, cfg, outputs=outputs, started=started, **extra)
+
+
+def _features_model_sha256(run: Path) -> str | None:
+    """sha256 of the model that made ``run/features.zarr`` (the one downstream stages used)."""
+    import zarr
+
+    try:
+        return zarr.open_group(run / "features.zarr", mode="r").attrs.get("model_sha256")
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+
+
 def _cluster_overrides(cluster: str | None, workers: int | None) -> dict:
     out = {}
     if cluster is not None:
@@ -97,6 +115,7 @@ def generate(
     from sarise.config import SPLITS, load_config
     from sarise.symmetry import generate as run
 
+    started = time.time()
     splits = tuple(split or SPLITS)
     overrides = {}
     if seed is not None:
@@ -112,8 +131,10 @@ def generate(
             raise typer.BadParameter(
                 f"must be one of {', '.join(SPLITS)}, got {s!r}", param_hint="--split"
             )
-    run(out, config=cfg, splits=splits, preview=preview, workers=workers, overwrite=overwrite,
-        show_progress=progress)  # fmt: skip
+    written = run(out, config=cfg, splits=splits, preview=preview, workers=workers,
+                  overwrite=overwrite, show_progress=progress)  # fmt: skip
+    for name, path in written.items():  # <run>/symmetry/<split>.zarr, <run>/symmetry/preview.png
+        _record(Path(path).parent.parent, f"generate-{name}", cfg, started, [path])
 
 
 @app.command("config")
@@ -161,8 +182,15 @@ def train_cmd(
     if accelerator not in ("auto", "cpu", "gpu"):
         raise typer.BadParameter(f"must be auto, cpu or gpu, got {accelerator!r}",
                                  param_hint="--accelerator")  # fmt: skip
-    train(load_config(config, **overrides), out, val=val, accelerator=accelerator,
-          devices=devices, restart=restart, show_progress=None if progress else False)  # fmt: skip
+    from sarise._files import file_sha256
+    from sarise.train import launch_rank
+
+    started = time.time()
+    cfg = load_config(config, **overrides)
+    final = train(cfg, out, val=val, accelerator=accelerator, devices=devices, restart=restart,
+                  show_progress=None if progress else False)  # fmt: skip
+    if launch_rank() == 0:
+        _record(out.parent, "train", cfg, started, [final], model_sha256=file_sha256(final))
 
 
 @app.command("export")
@@ -205,10 +233,12 @@ def evaluate_cmd(
     from sarise.config import load_config
     from sarise.evaluate import evaluate
 
+    started = time.time()
     cfg = load_config(config)
     report = evaluate(model, out, test=test, folder=folder, folder_mode="tile" if tile else "crop",
                       config=cfg.evaluate, sets=only or ("test", "ood", "noise", "invariance"),
                       show_progress=progress)  # fmt: skip
+    _record(out.parent, "evaluate", cfg, started, [out], model_sha256=report.get("sha256"))
     for name, s in report["sets"].items():
         typer.echo(f"{name:>14}  {s['accuracy']:.4f}  (n={s['n']})")
     if "invariance" in report:
@@ -255,6 +285,7 @@ def ingest_cmd(
     from sarise.config import load_config
     from sarise.ingest import ingest
 
+    started = time.time()
     overrides = _cluster_overrides(cluster, workers)
     if max_failed_fraction is not None:
         overrides["ingest.max_failed_fraction"] = max_failed_fraction
@@ -263,6 +294,8 @@ def ingest_cmd(
         summary = ingest(sources, out, config=cfg.ingest, sidecar=sidecar, root=root,
                          client=client, show_progress=progress)  # fmt: skip
     typer.echo(summary.table())
+    _record(out.parent, "ingest", cfg, started, [out], sources=list(sources),
+            sidecar=str(sidecar) if sidecar else None)  # fmt: skip
 
 
 @app.command("extract")
@@ -290,9 +323,12 @@ def extract_cmd(
         overrides["extract.model"] = str(model)
     if invariant is not None:
         overrides["extract.invariant"] = invariant
+    started = time.time()
     cfg = load_config(config, **overrides)
     with get_client(cfg.cluster) as client:
         done = extract(store, out, config=cfg.extract, client=client, show_progress=progress)
+    _record(out.parent, "extract", cfg, started, [out], store=str(store),
+            model_sha256=_features_model_sha256(out.parent) if out.name == "features.zarr" else None)  # fmt: skip
     typer.echo(f"{out}: {done['images']} images; {done['chunks']} chunks computed, "
                f"{done['skipped']} already done")  # fmt: skip
 
@@ -319,6 +355,7 @@ def project_cmd(
         overrides["project.backend"] = backend
     if preset is not None:
         overrides["project.preset"] = preset
+    started = time.time()
     cfg = load_config(config, **overrides)
     tree = ProjectionTree(run, cfg.project)
     if len(tree) > cfg.project.fit_max:
@@ -327,6 +364,8 @@ def project_cmd(
     else:
         node = tree.project_root()
     _echo_node(tree, node)
+    _record(run, "project", cfg, started, [tree.root / node],
+            model_sha256=_features_model_sha256(run))  # fmt: skip
 
 
 def _echo_node(tree, node: str) -> None:
@@ -429,8 +468,11 @@ def index_cmd(run: RunArg, config: ConfigOpt = None) -> None:
     from sarise.config import load_config
     from sarise.search import build_index
 
-    info = build_index(run, config=load_config(config).search)
+    started = time.time()
+    cfg = load_config(config)
+    info = build_index(run, config=cfg.search)
     typer.echo(json.dumps(info))
+    _record(run, "index", cfg, started, [run / "index"], model_sha256=_features_model_sha256(run))
 
 
 @app.command("search")
@@ -505,7 +547,33 @@ def report_cmd(
     from sarise.config import load_config
     from sarise.viewer.report import write_report
 
-    typer.echo(f"wrote {write_report(run, out, config=load_config(config))}")
+    started = time.time()
+    cfg = load_config(config)
+    path = write_report(run, out, config=cfg)
+    typer.echo(f"wrote {path}")
+    _record(run, "report", cfg, started, [path.parent], model_sha256=_features_model_sha256(run))
+
+
+@app.command("info")
+def info_cmd(
+    run: Annotated[Path, typer.Argument(help="Run directory (results/<run>).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
+    digest: Annotated[
+        bool, typer.Option(help="Print a sha256 of every output instead (compare two runs).")
+    ] = False,
+) -> None:
+    """What made a run: its config, seeds, model sha256, package versions, stage by stage."""
+    from sarise.record import format_info, run_digest, run_info
+
+    if digest:
+        digests = run_digest(run)
+        if as_json:
+            typer.echo(json.dumps(digests, indent=2))
+        else:
+            typer.echo("\n".join(f"{v}  {k}" for k, v in digests.items()))
+        return
+    info = run_info(run)
+    typer.echo(json.dumps(info, indent=2) if as_json else format_info(info))
 
 
 def main() -> None:

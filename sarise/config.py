@@ -446,6 +446,14 @@ def load_config(source: str | Path | dict[str, Any] | None = None, **overrides: 
 
 
 def config_schema() -> dict[str, Any]:
-    """JSON schema of :class:`SarisConfig`, for ``snakemake.utils.validate``."""
+    """JSON schema of :class:`SarisConfig`, for ``snakemake.utils.validate``.
+
+    Every section (a nested model) gets ``default: {}``, so that ``validate`` fills in a
+    section the YAML file leaves out, with all its defaults: a rule's settings param is
+    then the same whether a default is written out or not."""
     schema = SarisConfig.model_json_schema()
+    for node in [schema, *schema["$defs"].values()]:
+        for prop in node.get("properties", {}).values():
+            if "$ref" in prop and "default" not in prop:
+                prop["default"] = {}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

@@ -12,7 +12,9 @@ images.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -85,9 +87,13 @@ def _write_tif(path: Path, height: np.ndarray, phase: np.ndarray, scan_size_m: f
     import tifffile
 
     um = scan_size_m * 1e6 / height.shape[1]
-    tifffile.imwrite(path, np.stack([height, phase]).astype(np.float32), photometric="minisblack",
+    data = np.stack([height, phase]).astype(np.float32)
+    # the OME UUID comes from the content (tifffile draws a random one), so the same seed
+    # writes the same bytes and the ingested image ids do not change between runs
+    file_uuid = uuid.UUID(bytes=hashlib.sha256(data.tobytes()).digest()[:16], version=4)
+    tifffile.imwrite(path, data, photometric="minisblack",
                      metadata={"axes": "CYX", "PhysicalSizeX": um, "PhysicalSizeXUnit": "µm",
-                               "PhysicalSizeY": um, "PhysicalSizeYUnit": "µm",
+                               "PhysicalSizeY": um, "PhysicalSizeYUnit": "µm", "UUID": str(file_uuid),
                                "Channel": {"Name": ["Height", "Phase"]}}, ome=True)  # fmt: skip
 
 

@@ -38,6 +38,18 @@ FINAL = "model.ckpt"
 SUMMARY = "train.json"
 
 
+def launch_rank() -> int:
+    """This process's global rank as its launcher (mpirun, srun, Lightning) set it; 0 for a
+    process started alone."""
+    env = os.environ
+    for key in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "RANK"):
+        if env.get(key):
+            return int(env[key])
+    if "SLURM_STEP_ID" in env and env.get("SLURM_PROCID"):
+        return int(env["SLURM_PROCID"])
+    return int(env.get("LOCAL_RANK") or 0)
+
+
 def cluster_world(devices: int | None = None):
     """How many processes train, and who started them.
 

@@ -4,7 +4,8 @@
 # Needs root and Debian's slurmctld, slurmd, slurm-client and munge (`make slurm` installs them
 # and calls this script).
 # State, logs and slurm.conf live in $SARISE_SLURM_DIR (default /tmp/sarise-slurm); the
-# partition is `debug`, the node this host with all its cores and memory.
+# partition is `debug`, the node this host with all its cores and memory. slurmctld writes a
+# line per finished job (id, name, state, exit code, work dir) to $SARISE_SLURM_DIR/log/jobcomp.log.
 set -euo pipefail
 DIR="${SARISE_SLURM_DIR:-/tmp/sarise-slurm}"
 CONF="$DIR/slurm.conf"
@@ -35,6 +36,9 @@ MailProg=/bin/true
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
+# no accounting database: the scheduler's record of every finished job is this file
+JobCompType=jobcomp/filetxt
+JobCompLoc=$DIR/log/jobcomp.log
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2

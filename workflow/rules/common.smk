@@ -26,6 +26,15 @@ def get_config_file():
     return os.path.relpath(workflow.configfiles[-1])
 
 
+def get_settings(*sections):
+    """The config sections a rule's command reads (defaults filled in by the schema).
+
+    Rules hold them as a param instead of taking the config file as an input, so that
+    Snakemake's params trigger reruns exactly the rules whose settings changed. `cluster`
+    is never among them: where the workers run does not change any output."""
+    return {section: config[section] for section in sections}
+
+
 def get_ingest_extra_sources():
     """The shared real-data folder, when this machine has one (quoted for the shell)."""
     shared = os.environ.get(
@@ -51,3 +60,4 @@ def get_final_outputs():
 
 check_no_overrides()
 RUN = config["run"]
+CONFIG_FILE = get_config_file()

@@ -1,12 +1,11 @@
 # Stage 4: symmetry features of every stored image (sarise extract) into features.zarr.
-# Locally the workers are processes here (`cluster: local`). profiles/slurm sets the
-# `cluster` resource per site: `cuda` on a GPU node (one Dask-CUDA worker per GPU), or
+# Locally the workers are processes here (`dask: local`). profiles/slurm sets the
+# `dask` resource (the cluster factory's kind) per site: `cuda` on a GPU node (one Dask-CUDA worker per GPU), or
 # `mpi` with `mpi: "srun --mpi=pmix"` to spread dask-mpi ranks over several nodes.
 
 
 rule extract:
     input:
-        config=get_config_file(),
         store="results/{run}/store",
     output:
         directory("results/{run}/features.zarr"),
@@ -18,11 +17,13 @@ rule extract:
     resources:
         mpi="",
         tasks=1,
-        cluster="local",
+        dask="local",
     params:
         workers=lambda wildcards, threads, resources: (
-            f"--workers {threads}" if resources.cluster == "local" else ""
+            f"--workers {threads}" if resources.dask == "local" else ""
         ),
+        config=CONFIG_FILE,
+        settings=get_settings("extract"),
     shell:
-        "{resources.mpi} sarise extract {input.store} {output} --config {input.config}"
-        " --cluster {resources.cluster} {params.workers} --no-progress > {log} 2>&1"
+        "{resources.mpi} sarise extract {input.store} {output} --config {params.config}"
+        " --cluster {resources.dask} {params.workers} --no-progress > {log} 2>&1"

@@ -15,7 +15,6 @@ rule demo_archive:
 
 rule ingest:
     input:
-        config=get_config_file(),
         archive="results/{run}/archive",
     output:
         directory("results/{run}/store"),
@@ -26,7 +25,9 @@ rule ingest:
     threads: workflow.cores
     params:
         extra=get_ingest_extra_sources(),
+        config=CONFIG_FILE,
+        settings=get_settings("ingest"),
     shell:
-        "sarise ingest {output} {input.archive} {params.extra} --config {input.config}"
+        "sarise ingest {output} {input.archive} {params.extra} --config {params.config}"
         " --sidecar {input.archive}/sidecar.csv --root {input.archive}"
         " --workers {threads} --no-progress > {log} 2>&1"

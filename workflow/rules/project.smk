@@ -5,8 +5,7 @@
 
 rule project:
     input:
-        config=get_config_file(),
-        features="results/{run}/features.zarr",
+        "results/{run}/features.zarr",
     output:
         "results/{run}/projections/root/node.json",
     log:
@@ -16,14 +15,15 @@ rule project:
     threads: workflow.cores
     params:
         run=lambda wildcards: f"results/{wildcards.run}",
+        config=CONFIG_FILE,
+        settings=get_settings("project"),
     shell:
-        "sarise project {params.run} --config {input.config} > {log} 2>&1"
+        "sarise project {params.run} --config {params.config} > {log} 2>&1"
 
 
 rule index:
     input:
-        config=get_config_file(),
-        features="results/{run}/features.zarr",
+        "results/{run}/features.zarr",
     output:
         "results/{run}/index/index.json",
     log:
@@ -32,13 +32,14 @@ rule index:
         "../../envs/sarise.yaml"
     params:
         run=lambda wildcards: f"results/{wildcards.run}",
+        config=CONFIG_FILE,
+        settings=get_settings("search"),
     shell:
-        "sarise index {params.run} --config {input.config} > {log} 2>&1"
+        "sarise index {params.run} --config {params.config} > {log} 2>&1"
 
 
 rule report:
     input:
-        config=get_config_file(),
         root="results/{run}/projections/root/node.json",
         index="results/{run}/index/index.json",
     output:
@@ -60,5 +61,7 @@ rule report:
     params:
         run=lambda wildcards: f"results/{wildcards.run}",
         out=lambda wildcards, output: os.path.dirname(output.html),
+        config=CONFIG_FILE,
+        settings=get_settings("project", "search"),
     shell:
-        "sarise report {params.run} --out {params.out} --config {input.config} > {log} 2>&1"
+        "sarise report {params.run} --out {params.out} --config {params.config} > {log} 2>&1"

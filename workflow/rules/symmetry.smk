@@ -2,8 +2,6 @@
 
 
 rule symmetry_split:
-    input:
-        config=get_config_file(),
     output:
         directory("results/{run}/symmetry/{split}.zarr"),
     log:
@@ -13,14 +11,14 @@ rule symmetry_split:
     threads: workflow.cores
     params:
         out=lambda wildcards, output: os.path.dirname(output[0]),
+        config=CONFIG_FILE,
+        settings=get_settings("symmetry"),
     shell:
-        "sarise generate {params.out} --config {input.config} --split {wildcards.split}"
+        "sarise generate {params.out} --config {params.config} --split {wildcards.split}"
         " --workers {threads} --no-progress > {log} 2>&1"
 
 
 rule symmetry_preview:
-    input:
-        config=get_config_file(),
     output:
         report(
             "results/{run}/symmetry/preview.png",
@@ -31,5 +29,8 @@ rule symmetry_preview:
         "logs/{run}/symmetry_preview.log",
     conda:
         "../../envs/sarise.yaml"
+    params:
+        config=CONFIG_FILE,
+        settings=get_settings("symmetry"),
     shell:
-        "sarise generate --config {input.config} --preview {output} > {log} 2>&1"
+        "sarise generate --config {params.config} --preview {output} > {log} 2>&1"

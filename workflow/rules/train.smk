@@ -8,7 +8,6 @@
 
 rule train:
     input:
-        config=get_config_file(),
         val="results/{run}/symmetry/val.zarr",
     output:
         model="results/{run}/model/model.ckpt",
@@ -23,8 +22,10 @@ rule train:
         tasks=1,
     params:
         out=lambda wildcards, output: os.path.dirname(output.model),
+        config=CONFIG_FILE,
+        settings=get_settings("symmetry", "train"),
     shell:
-        "{resources.mpi} sarise train {params.out} --config {input.config} --val {input.val}"
+        "{resources.mpi} sarise train {params.out} --config {params.config} --val {input.val}"
         " --no-progress > {log} 2>&1"
 
 
@@ -44,7 +45,6 @@ rule export_model:
 
 rule evaluate:
     input:
-        config=get_config_file(),
         model="results/{run}/model/model.safetensors",
         test="results/{run}/symmetry/test.zarr",
     output:
@@ -61,6 +61,8 @@ rule evaluate:
         "../../envs/sarise.yaml"
     params:
         out=lambda wildcards, output: os.path.dirname(output.json),
+        config=CONFIG_FILE,
+        settings=get_settings("evaluate"),
     shell:
-        "sarise evaluate {params.out} --model {input.model} --config {input.config}"
+        "sarise evaluate {params.out} --model {input.model} --config {params.config}"
         " --test {input.test} --no-progress > {log} 2>&1"
