@@ -1,5 +1,5 @@
 # sarise: the whole DAG. Stages live in workflow/rules/, one file each.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("8.20")
 
@@ -7,12 +7,8 @@ min_version("8.20")
 configfile: "config/config.yaml"
 
 
+# common.smk replaces this by the last --configfile given, validated against the schema
 include: "workflow/rules/common.smk"
-
-
-validate(config, schema="workflow/schemas/config.schema.yaml")
-
-
 include: "workflow/rules/symmetry.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/ingest.smk"

@@ -377,6 +377,10 @@ class SarisConfig(_Model):
 
     run: str = Field("demo", pattern=r"^[A-Za-z0-9_.-]+$")
     """Run name: outputs go to ``results/<run>/``."""
+    conda_env: Literal["cpu", "cuda"] = "cpu"
+    """Which ``envs/sarise-<conda_env>.yaml`` the rules that can use a GPU (train, evaluate,
+    extract, project, index) run in under ``--software-deployment-method conda``; read by
+    the Snakefile only (the commands pick GPU or CPU by themselves)."""
     symmetry: SymmetryConfig = Field(default_factory=SymmetryConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)

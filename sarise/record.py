@@ -3,7 +3,7 @@
 Every ``sarise`` command that writes a stage of a run directory (``results/<run>/``: the
 folder holding ``symmetry/``, ``model/``, ``store/``, ``features.zarr``...) leaves
 ``<run>/records/<stage>.json`` beside it: the command line, the whole config with every
-default filled in and its sha256, the seeds, the model sha256 where a model was used, the
+default filled in and its sha256 (``cluster`` aside), the seeds, the model sha256 where a model was used, the
 package versions, the host and SLURM job, and when and how long. ``sarise info RUN`` reads
 them back together with what the run directory holds.
 
@@ -74,7 +74,10 @@ def seeds(config: dict) -> dict[str, int]:
 
 
 def _config_sha256(config: dict) -> str:
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    """sha256 of a config dump without its ``cluster`` section: where the workers ran
+    changes no output, and commands override it (``--workers``) stage by stage."""
+    settings = {k: v for k, v in config.items() if k != "cluster"}
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -111,7 +114,7 @@ def write_record(
     now = time.time()
     record = {
         "stage": stage,
-        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": shlex.join(["sarise", *sys.argv[1:]]),  # as typed, whatever started it
         "cwd": os.getcwd(),
         "outputs": [str(p) for p in outputs],
         "config_sha256": _config_sha256(dump),
@@ -212,7 +215,7 @@ def format_info(info: dict[str, Any]) -> str:
     for name, facts in info["contents"].items():
         lines.append(f"  {name:<16} " + ", ".join(f"{k} {v}" for k, v in facts.items()))
     if info["configs"]:
-        same = "one config" if len(info["configs"]) == 1 else "DIFFERENT configs"
+        same = "one config" if len(info["configs"]) == 1 else "DIFFERENT configs across stages"
         lines.append(f"config   {same}: sha256 {', '.join(c[:16] for c in info['configs'])}")
     if info["seeds"]:
         lines.append("seeds    " + ", ".join(f"{k}={v}" for k, v in info["seeds"].items()))

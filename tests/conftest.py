@@ -9,17 +9,21 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 
 
-@pytest.fixture
-def cli_env(tmp_path):
+def subprocess_env(home: Path) -> dict[str, str]:
     """Environment for subprocesses: the venv's commands first, a private HOME and caches."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    home = tmp_path / "home"
-    home.mkdir()
+    home.mkdir(parents=True, exist_ok=True)
     env["HOME"] = str(home)
     env["XDG_CACHE_HOME"] = str(home / ".cache")
     env["NUMBA_CACHE_DIR"] = os.environ["NUMBA_CACHE_DIR"]
     return env
+
+
+@pytest.fixture
+def cli_env(tmp_path):
+    """:func:`subprocess_env` with a HOME in this test's temporary folder."""
+    return subprocess_env(tmp_path / "home")
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,13 @@
 import os
 
+from snakemake.utils import validate
+
 SPLITS = ["train", "val", "test"]
 # envs/*.yaml install sarise from this checkout (pip expands the variable).
 os.environ.setdefault("SARISE_ROOT", workflow.basedir)
+# Conda environments (--software-deployment-method conda), relative to workflow/rules/:
+# CPU_ENV for rules that never use a GPU, GPU_ENV for those that can (config conda_env).
+CPU_ENV = "../../envs/sarise-cpu.yaml"
 
 
 wildcard_constraints:
@@ -13,7 +18,7 @@ wildcard_constraints:
 def check_no_overrides():
     """The sarise commands read the YAML file Snakemake loaded, so `--config key=value`
     overrides cannot reach them: refuse those rather than run with another config."""
-    overrides = set(workflow.config_settings.overwrite_config or {})
+    overrides = set(workflow.config_settings.config or {})
     if overrides - {"run"}:
         raise WorkflowError(
             f"sarise settings ({', '.join(sorted(overrides))}) cannot be changed with "
@@ -22,8 +27,42 @@ def check_no_overrides():
 
 
 def get_config_file():
-    """The YAML file the sarise commands read: the last --configfile given."""
-    return os.path.relpath(workflow.configfiles[-1])
+    """The YAML file the sarise commands read: the last --configfile given, else the
+    Snakefile's config/config.yaml."""
+    given = workflow.config_settings.configfiles
+    return os.path.relpath(given[-1] if given else workflow.configfiles[-1])
+
+
+def load_run_config():
+    """Make `config` the one file the sarise commands read, validated, defaults filled in.
+
+    Snakemake would merge a --configfile over config/config.yaml where both exist; the
+    commands read only the file they are given, so the workflow reads only that one too.
+    """
+    from snakemake.common.configfile import load_configfile
+
+    run = workflow.config_settings.config.get("run")
+    check_config(run)
+    config.clear()
+    config.update(load_configfile(CONFIG_FILE))
+    if run is not None:
+        config["run"] = run
+    validate(config, schema="../schemas/config.schema.yaml")
+
+
+def check_config(run):
+    """Every mistake in the config file at once, one line per key (sarise's own checks,
+    which also cover what a JSON schema cannot say, like disjoint splits), before the
+    schema validation that reports only the first. Skipped where Snakemake runs outside
+    sarise's environment; the schema still applies."""
+    try:
+        from sarise.config import ConfigError, load_config
+    except ImportError:
+        return
+    try:
+        load_config(CONFIG_FILE, **({} if run is None else {"run": run}))
+    except ConfigError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
 def get_settings(*sections):
@@ -33,6 +72,20 @@ def get_settings(*sections):
     Snakemake's params trigger reruns exactly the rules whose settings changed. `cluster`
     is never among them: where the workers run does not change any output."""
     return {section: config[section] for section in sections}
+
+
+def get_launcher(wildcards, resources):
+    """What starts a rule's command as several MPI tasks, from its `mpi` resource: nothing
+    locally (`mpi` empty), else `{mpi} -n {tasks}`, or, with `tasks_per_node`, srun's
+    `--nodes {nodes} --ntasks-per-node {tasks_per_node}`. The counts are explicit because
+    the SLURM executor runs the job's shell without SLURM's task variables."""
+    if not resources.mpi:
+        return ""
+    per_node = getattr(resources, "tasks_per_node", None)
+    if per_node:
+        nodes = getattr(resources, "nodes", None) or 1
+        return f"{resources.mpi} --nodes {nodes} --ntasks-per-node {per_node}"
+    return f"{resources.mpi} -n {getattr(resources, 'tasks', None) or 1}"
 
 
 def get_ingest_extra_sources():
@@ -59,5 +112,7 @@ def get_final_outputs():
 
 
 check_no_overrides()
-RUN = config["run"]
 CONFIG_FILE = get_config_file()
+load_run_config()
+RUN = config["run"]
+GPU_ENV = f"../../envs/sarise-{config['conda_env']}.yaml"

@@ -1,7 +1,7 @@
 # Stage 4: symmetry features of every stored image (sarise extract) into features.zarr.
-# Locally the workers are processes here (`dask: local`). profiles/slurm sets the
-# `dask` resource (the cluster factory's kind) per site: `cuda` on a GPU node (one Dask-CUDA worker per GPU), or
-# `mpi` with `mpi: "srun --mpi=pmix"` to spread dask-mpi ranks over several nodes.
+# The `dask` resource is the cluster factory's kind: processes here (`local`), one
+# Dask-CUDA worker per GPU of a node (`cuda`), or dask-mpi ranks (`mpi`) started by the
+# `mpi` launcher (`mpirun` locally, `srun --mpi=pmix` on SLURM) with tasks = 2 + workers.
 
 
 rule extract:
@@ -12,18 +12,18 @@ rule extract:
     log:
         "logs/{run}/extract.log",
     conda:
-        "../../envs/sarise.yaml"
+        GPU_ENV
     threads: workflow.cores
     resources:
         mpi="",
-        tasks=1,
         dask="local",
     params:
         workers=lambda wildcards, threads, resources: (
             f"--workers {threads}" if resources.dask == "local" else ""
         ),
+        launch=get_launcher,
         config=CONFIG_FILE,
         settings=get_settings("extract"),
     shell:
-        "{resources.mpi} sarise extract {input.store} {output} --config {params.config}"
+        "{params.launch} sarise extract {input.store} {output} --config {params.config}"
         " --cluster {resources.dask} {params.workers} --no-progress > {log} 2>&1"

@@ -8,7 +8,7 @@ rule demo_archive:
     log:
         "logs/{run}/demo_archive.log",
     conda:
-        "../../envs/sarise.yaml"
+        CPU_ENV
     shell:
         "sarise demo-archive {output} > {log} 2>&1"
 
@@ -21,7 +21,7 @@ rule ingest:
     log:
         "logs/{run}/ingest.log",
     conda:
-        "../../envs/sarise.yaml"
+        CPU_ENV
     threads: workflow.cores
     params:
         extra=get_ingest_extra_sources(),

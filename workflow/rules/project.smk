@@ -11,7 +11,7 @@ rule project:
     log:
         "logs/{run}/project.log",
     conda:
-        "../../envs/sarise.yaml"
+        GPU_ENV
     threads: workflow.cores
     params:
         run=lambda wildcards: f"results/{wildcards.run}",
@@ -29,7 +29,7 @@ rule index:
     log:
         "logs/{run}/index.log",
     conda:
-        "../../envs/sarise.yaml"
+        GPU_ENV
     params:
         run=lambda wildcards: f"results/{wildcards.run}",
         config=CONFIG_FILE,
@@ -57,7 +57,7 @@ rule report:
     log:
         "logs/{run}/report.log",
     conda:
-        "../../envs/sarise.yaml"
+        CPU_ENV
     params:
         run=lambda wildcards: f"results/{wildcards.run}",
         out=lambda wildcards, output: os.path.dirname(output.html),

@@ -7,7 +7,7 @@ rule symmetry_split:
     log:
         "logs/{run}/symmetry_{split}.log",
     conda:
-        "../../envs/sarise.yaml"
+        CPU_ENV
     threads: workflow.cores
     params:
         out=lambda wildcards, output: os.path.dirname(output[0]),
@@ -28,7 +28,7 @@ rule symmetry_preview:
     log:
         "logs/{run}/symmetry_preview.log",
     conda:
-        "../../envs/sarise.yaml"
+        CPU_ENV
     params:
         config=CONFIG_FILE,
         settings=get_settings("symmetry"),

@@ -1,7 +1,7 @@
 # Stage 2: train the symmetry classifier (sarise train), export it, evaluate it.
-# On SLURM (profiles/slurm) the train job gets one task per GPU and `mpi: srun`, so the
-# same command runs once per task and reads the world from SLURM's environment; locally
-# `mpi` is empty and Lightning starts its own processes. A killed job is retried by
+# On GPU nodes a site profile gives the train job one task per GPU and `mpi: srun`, so
+# the same command runs once per task and reads the world from SLURM's environment;
+# locally `mpi` is empty and Lightning starts its own processes. A killed job is retried by
 # Snakemake (`retries`) and resumes from checkpoints/last.ckpt, which is not an output
 # and so survives the failure.
 
@@ -16,16 +16,16 @@ rule train:
         "logs/{run}/train.log",
     retries: 2
     conda:
-        "../../envs/sarise.yaml"
+        GPU_ENV
     resources:
         mpi="",
-        tasks=1,
     params:
         out=lambda wildcards, output: os.path.dirname(output.model),
+        launch=get_launcher,
         config=CONFIG_FILE,
         settings=get_settings("symmetry", "train"),
     shell:
-        "{resources.mpi} sarise train {params.out} --config {params.config} --val {input.val}"
+        "{params.launch} sarise train {params.out} --config {params.config} --val {input.val}"
         " --no-progress > {log} 2>&1"
 
 
@@ -38,7 +38,7 @@ rule export_model:
     log:
         "logs/{run}/export_model.log",
     conda:
-        "../../envs/sarise.yaml"
+        CPU_ENV
     shell:
         "sarise export {input} {output.model} > {log} 2>&1"
 
@@ -58,7 +58,7 @@ rule evaluate:
     log:
         "logs/{run}/evaluate.log",
     conda:
-        "../../envs/sarise.yaml"
+        GPU_ENV
     params:
         out=lambda wildcards, output: os.path.dirname(output.json),
         config=CONFIG_FILE,
