@@ -11,7 +11,7 @@ TORCH ?= torch==2.13.0
 # Where no local CPU wheel is configured for pip, point it at PyTorch's CPU index:
 #   make test TORCH_PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
-EXTRAS ?= dev,readers,viewer
+EXTRAS ?= dev,readers,viewer,slurm
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -56,7 +56,7 @@ lint: install  ## Static checks: ruff, snakefmt, snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 
-benchmark: install  ## Throughput tables: generator, training, ingest, extraction, projection, search, viewer
+benchmark: install  ## Throughput tables: generator, training, ingest, extraction, projection, search, viewer, the DAG at scale
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_ingest.py
@@ -64,6 +64,7 @@ benchmark: install  ## Throughput tables: generator, training, ingest, extractio
 	$(BIN)/python benchmarks/bench_descriptor.py
 	$(BIN)/python benchmarks/bench_project.py
 	$(BIN)/python benchmarks/bench_view.py
+	$(BIN)/python benchmarks/bench_scale.py --sizes 10000 100000  # --sizes 1000000: hours on 2 cores
 
 clean:
 	rm -rf results logs .snakemake .cache

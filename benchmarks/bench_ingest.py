@@ -17,11 +17,10 @@ import argparse
 import os
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import psutil
+from _rss import PeakRSS
 
 from sarise.cluster import get_client
 from sarise.config import IngestConfig
@@ -30,38 +29,6 @@ from sarise.ingest import ingest, list_files
 from sarise.io import detect_format
 
 HERE = Path(__file__).resolve().parent
-
-
-class PeakRSS:
-    """Peak resident memory of this process tree, sampled in a thread."""
-
-    def __init__(self, interval: float = 0.02):
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
-
-    def _tree_rss(self) -> int:
-        me = psutil.Process()
-        total = 0
-        for p in [me, *me.children(recursive=True)]:
-            try:
-                total += p.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._tree_rss())
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self.peak = self._tree_rss()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def _copy(src: Path, dst: Path, k: int) -> None:
