@@ -71,12 +71,12 @@ def _record(run: Path, stage: str, cfg, started: float, outputs, **extra) -> Non
     write_record(run, stage, cfg, outputs=outputs, started=started, **extra)
 
 
-def _features_model_sha256(run: Path) -> str | None:
-    """sha256 of the model that made ``run/features.zarr`` (the one downstream stages used)."""
+def _model_sha256(features: Path) -> str | None:
+    """sha256 of the model that made a feature store (the one the stages after it used)."""
     import zarr
 
     try:
-        return zarr.open_group(run / "features.zarr", mode="r").attrs.get("model_sha256")
+        return zarr.open_group(features, mode="r").attrs.get("model_sha256")
     except (FileNotFoundError, ValueError, OSError):
         return None
 
@@ -328,7 +328,7 @@ def extract_cmd(
     with get_client(cfg.cluster) as client:
         done = extract(store, out, config=cfg.extract, client=client, show_progress=progress)
     _record(out.parent, "extract", cfg, started, [out], store=str(store),
-            model_sha256=_features_model_sha256(out.parent) if out.name == "features.zarr" else None)  # fmt: skip
+            model_sha256=_model_sha256(out))  # fmt: skip
     typer.echo(f"{out}: {done['images']} images; {done['chunks']} chunks computed, "
                f"{done['skipped']} already done")  # fmt: skip
 
@@ -365,7 +365,7 @@ def project_cmd(
         node = tree.project_root()
     _echo_node(tree, node)
     _record(run, "project", cfg, started, [tree.root / node],
-            model_sha256=_features_model_sha256(run))  # fmt: skip
+            model_sha256=_model_sha256(run / "features.zarr"))  # fmt: skip
 
 
 def _echo_node(tree, node: str) -> None:
@@ -472,7 +472,8 @@ def index_cmd(run: RunArg, config: ConfigOpt = None) -> None:
     cfg = load_config(config)
     info = build_index(run, config=cfg.search)
     typer.echo(json.dumps(info))
-    _record(run, "index", cfg, started, [run / "index"], model_sha256=_features_model_sha256(run))
+    sha = _model_sha256(run / "features.zarr")
+    _record(run, "index", cfg, started, [run / "index"], model_sha256=sha)
 
 
 @app.command("search")
@@ -551,7 +552,8 @@ def report_cmd(
     cfg = load_config(config)
     path = write_report(run, out, config=cfg)
     typer.echo(f"wrote {path}")
-    _record(run, "report", cfg, started, [path.parent], model_sha256=_features_model_sha256(run))
+    sha = _model_sha256(run / "features.zarr")
+    _record(run, "report", cfg, started, [path.parent], model_sha256=sha)
 
 
 @app.command("info")

@@ -103,6 +103,18 @@ def test_profiles_are_valid_and_the_site_example_asks_for_gpus(cli_env, workdir)
     assert train["mpi"] == "srun" and train["tasks_per_node"] == train["gpu"]
     default = yaml.safe_load((ROOT / "profiles" / "default" / "config.yaml").read_text())
     assert "executor" not in default
+    # the commands the site's jobs run (conda left out: this machine has none)
+    site.pop("software-deployment-method")
+    (workdir / "site").mkdir()
+    (workdir / "site" / "config.yaml").write_text(yaml.safe_dump(site))
+    out = snakemake(["-n", "-p", "--directory", str(workdir), "--profile", str(workdir / "site")],
+                    cli_env)  # fmt: skip
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert "srun --nodes 2 --ntasks-per-node 4 sarise train results/demo/model" in text
+    assert re.search(
+        r"  sarise extract \S+ \S+ --config \S+ --cluster cuda\s+--no-progress", text
+    )
     for env in ("cpu", "cuda"):
         spec = yaml.safe_load((ROOT / "envs" / f"sarise-{env}.yaml").read_text())
         pip = spec["dependencies"][-1]["pip"]
