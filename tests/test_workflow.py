@@ -112,9 +112,7 @@ def test_profiles_are_valid_and_the_site_example_asks_for_gpus(cli_env, workdir)
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
     assert "srun --nodes 2 --ntasks-per-node 4 sarise train results/demo/model" in text
-    assert re.search(
-        r"  sarise extract \S+ \S+ --config \S+ --cluster cuda\s+--no-progress", text
-    )
+    assert re.search(r"  sarise extract \S+ \S+ --config \S+ --cluster cuda\s+--no-progress", text)
     for env in ("cpu", "cuda"):
         spec = yaml.safe_load((ROOT / "envs" / f"sarise-{env}.yaml").read_text())
         pip = spec["dependencies"][-1]["pip"]
