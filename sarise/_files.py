@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-__all__ = ["file_sha256", "write_json_atomic"]
+__all__ = ["file_sha256", "open_zarr_dataset", "write_json_atomic"]
 
 
 def file_sha256(path: str | Path) -> str:
@@ -29,3 +29,15 @@ def write_json_atomic(path: str | Path, obj) -> Path:
     tmp.write_text(json.dumps(obj, indent=2) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def open_zarr_dataset(path: str | Path):
+    """``xarray.open_zarr`` of a Zarr v3 group (no consolidated metadata), quiet about the
+    ``.snakemake_timestamp`` file Snakemake leaves inside a directory output."""
+    import warnings
+
+    import xarray as xr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp")
+        return xr.open_zarr(path, consolidated=False)

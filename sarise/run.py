@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sarise._files import open_zarr_dataset
 from sarise.errors import SariseError
 
 __all__ = ["open_run"]
@@ -43,7 +44,6 @@ def open_run(path: str | Path, *, metadata: bool = True, node: str = "root"):
     >>> ds = open_run("results/demo")  # doctest: +SKIP
     >>> ds.probabilities.sel(group="p4m").to_series().nlargest(5)  # doctest: +SKIP
     """
-    import xarray as xr
 
     from sarise.store import ImageStore
 
@@ -53,7 +53,7 @@ def open_run(path: str | Path, *, metadata: bool = True, node: str = "root"):
     if not (feats / "zarr.json").exists():
         raise SariseError(f"{feats}: no feature store (run `sarise extract` first)")
     store = ImageStore.open(run / "store", mode="r")
-    ds = xr.open_zarr(feats, consolidated=False)
+    ds = open_zarr_dataset(feats)
     chunk = int(ds.attrs["chunk"])
     n = ds.sizes["image"]
     done_chunks = ds["done"].values

@@ -380,3 +380,30 @@ def test_mpirun_extraction_through_the_dag_equals_local(small_dag, tmp_path):
     before = {k: v for k, v in small_dag.digest.items() if k.startswith("features.zarr")}
     after = {k: v for k, v in run_digest(run).items() if k.startswith("features.zarr")}
     assert len(before) >= 5 and after == before
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_slurm_training_runs_one_task_per_process_through_the_dag(tmp_path, cli_env):
+    """What profiles/site-example sets for GPU nodes, on this node's 2 cores: the train job
+    with `mpi: srun` and `tasks_per_node: 2` runs `srun --nodes 1 --ntasks-per-node 2 sarise
+    train`, two DDP processes that take their ranks from SLURM, inside one SLURM job."""
+    need_slurm()
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / ".test", work / ".test")
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    profile["set-resources"]["train"].update(mpi="srun", tasks_per_node=2, cpus_per_task=1)
+    (tmp_path / "profile").mkdir()
+    (tmp_path / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
+    out = snakemake(["results/test/model/model.ckpt", "--snakefile", str(ROOT / "Snakefile"),
+                     "--directory", str(work), "--configfile", str(work / TEST_CONFIG),
+                     "--profile", str(tmp_path / "profile")], cli_env, timeout=1200)  # fmt: skip
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert "srun --nodes 1 --ntasks-per-node 2 sarise train results/test/model" in text
+    [job] = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/rule_train/", text)
+    record = _jobcomp()[job]
+    assert record["JobState"] == "COMPLETED" and record["ProcCnt"] == "2", record
+    summary = json.loads((work / "results/test/model/train.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 10
+    assert read_records(work / "results" / "test")["train"]["slurm_job_id"] == job

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sarise._files import open_zarr_dataset
 from sarise._progress import progress
 from sarise._version import __version__
 from sarise.config import MOTIF_SOURCES, SPLITS, SarisConfig, SymmetryConfig, load_config
@@ -308,12 +309,10 @@ def _attrs(path: Path) -> dict:
 
 def open_split(path: str | Path):
     """Open a split as an :class:`xarray.Dataset` (dims ``image, y, x``)."""
-    import xarray as xr
-
     path = Path(path)
     if not (path / "zarr.json").exists():
         raise SariseError(f"{path} is not a symmetry dataset store (no zarr.json)")
-    return xr.open_zarr(path, consolidated=False)
+    return open_zarr_dataset(path)
 
 
 def write_preview(
