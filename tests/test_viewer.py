@@ -153,11 +153,15 @@ def test_box_selection_then_reproject_makes_a_child_node(page, server):
     node = new.pop()
     assert ProjectionTree(run).info(node)["n"] == 20 and page.evaluate(POINTS) == 20
     assert node in page.evaluate(TEXT, "breadcrumb")
+    # the server sends each changed property as its own patch, in order: wait for the last
+    page.wait_for_function(f"() => ({TEXT})('command').includes('explore select')")
     assert f"explore select {run} root --ids" in page.evaluate(TEXT, "command")
     page.screenshot(path=SHOTS / "child.png")
     page.get_by_role("button", name="◀ back").click()
     page.wait_for_function(f"() => ({POINTS})() === {N}")
-    assert node in page.evaluate("() => Bokeh.documents[0].get_model_by_name('children').options")
+    page.wait_for_function(
+        "(n) => Bokeh.documents[0].get_model_by_name('children').options.includes(n)", arg=node
+    )
 
 
 def test_a_filter_reduces_the_points(page):
