@@ -14,7 +14,6 @@ Results go to ``report.json``, ``report.md`` and ``confusion-<set>.png``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sarise._files import write_json_atomic
 from sarise._progress import progress
 from sarise._version import __version__
 from sarise.config import MOTIF_SOURCES, EvaluateConfig, SymmetryConfig
@@ -333,9 +333,7 @@ def evaluate(
         for _name, step in steps:
             step()
             bar.advance(1)
-    tmp = out / "report.json.partial"
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, out / "report.json")
+    write_json_atomic(out / "report.json", report)
     (out / "report.md").write_text(render_markdown(report))
     return report
 

@@ -19,6 +19,7 @@ import pytest
 from sarise.config import ProjectConfig
 from sarise.project import ProjectionTree
 from sarise.search import build_index
+from tests.conftest import subprocess_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -100,12 +101,7 @@ def server(view_run, cli_env_module):
 
 @pytest.fixture(scope="module")
 def cli_env_module(tmp_path_factory):
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    home = tmp_path_factory.mktemp("home")
-    env["HOME"] = str(home)
-    env["XDG_CACHE_HOME"] = str(home / ".cache")
-    return env
+    return subprocess_env(tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture

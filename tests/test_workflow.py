@@ -309,6 +309,15 @@ def _jobcomp() -> dict[str, dict[str, str]]:
     return jobs
 
 
+def _slurm_profile(folder: Path, rule: str, **resources) -> Path:
+    """profiles/slurm with more resources for one rule, written to ``folder/profile``."""
+    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    profile["set-resources"][rule].update(resources)
+    (folder / "profile").mkdir()
+    (folder / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
+    return folder / "profile"
+
+
 #: The jobs of the test DAG: every rule but `all` (a local rule) becomes a SLURM job.
 SLURM_JOBS = {"symmetry_split": 3, "symmetry_preview": 1, "train": 1, "export_model": 1,
               "evaluate": 1, "demo_archive": 1, "ingest": 1, "extract": 1, "project": 1,
@@ -325,15 +334,11 @@ def test_slurm_profile_runs_every_rule_as_a_slurm_job_equal_to_local(small_dag, 
     need_slurm()
     work = tmp_path / "slurm"
     shutil.copytree(ROOT / ".test", work / ".test")
-    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     # three ranks on this 2-core node: scheduler, the command, one worker (overcommitted)
-    profile["set-resources"]["extract"].update(dask="mpi", mpi="srun --mpi=pmix --overcommit",
-                                               tasks=3, cpus_per_task=1,
-                                               slurm_extra="'--overcommit'")  # fmt: skip
-    (tmp_path / "profile").mkdir()
-    (tmp_path / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
+    profile = _slurm_profile(tmp_path, "extract", dask="mpi", mpi="srun --mpi=pmix --overcommit",
+                             tasks=3, cpus_per_task=1, slurm_extra="'--overcommit'")  # fmt: skip
     args = ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-            "--configfile", str(work / TEST_CONFIG), "--profile", str(tmp_path / "profile")]  # fmt: skip
+            "--configfile", str(work / TEST_CONFIG), "--profile", str(profile)]  # fmt: skip
     out = snakemake(args, small_dag.env, timeout=1800)
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
@@ -391,13 +396,10 @@ def test_slurm_training_runs_one_task_per_process_through_the_dag(tmp_path, cli_
     need_slurm()
     work = tmp_path / "work"
     shutil.copytree(ROOT / ".test", work / ".test")
-    profile = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
-    profile["set-resources"]["train"].update(mpi="srun", tasks_per_node=2, cpus_per_task=1)
-    (tmp_path / "profile").mkdir()
-    (tmp_path / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
+    profile = _slurm_profile(tmp_path, "train", mpi="srun", tasks_per_node=2, cpus_per_task=1)
     out = snakemake(["results/test/model/model.ckpt", "--snakefile", str(ROOT / "Snakefile"),
                      "--directory", str(work), "--configfile", str(work / TEST_CONFIG),
-                     "--profile", str(tmp_path / "profile")], cli_env, timeout=1200)  # fmt: skip
+                     "--profile", str(profile)], cli_env, timeout=1200)  # fmt: skip
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
     assert "srun --nodes 1 --ntasks-per-node 2 sarise train results/test/model" in text
