@@ -237,7 +237,8 @@ class TrainConfig(_Model):
     compile: bool = False
     """``torch.compile`` the network (GPU runs; slow to start)."""
     precision: Literal["auto", "32-true", "bf16-mixed", "16-mixed"] = "auto"
-    """``auto``: bf16 autocast on GPU, float32 on CPU."""
+    """``auto``: bf16 autocast on GPU and on CPUs with native bfloat16 (:mod:`sarise.precision`),
+    float32 elsewhere."""
     workers: int = Field(2, ge=0)
     """Data-loader processes per training process generating images."""
     threads: int = Field(0, ge=0)
@@ -331,6 +332,11 @@ class ExtractConfig(_Model):
     (a microscope image's lattice orientation is arbitrary); 8x the compute."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto``: the GPU when the worker has one."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """``auto``: bfloat16 autocast on a GPU and on CPUs with native bfloat16 (flags
+    ``avx512_bf16`` or ``amx_bf16``), float32 elsewhere; decided where the command runs
+    and recorded in the feature store (force ``bf16`` for GPU workers started from a CPU
+    login node)."""
 
 
 class ProjectConfig(_Model):

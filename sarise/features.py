@@ -6,7 +6,8 @@ Feature store (``<run>/features.zarr``, one Zarr chunk per image-store chunk)
 and ``probabilities[image, group]`` float32 (softmax), ``image_id[image]`` int64 and
 ``done[chunk]`` int32: how many images of each chunk are written. Attrs: ``extractor``,
 ``version``, the model's ``model_sha256``, ``model_info``, the ``preprocessing`` (store's and
-extractor's) and the ``groups``. Every array names its dimensions, so
+extractor's), the ``precision`` (``fp32`` or ``bf16``, :mod:`sarise.precision`) and the
+``groups``. Every array names its dimensions, so
 ``xarray.open_zarr`` reads it as is (:func:`sarise.open_run` joins it with the metadata).
 
 Execution
@@ -16,7 +17,10 @@ task per chunk not yet done. A task reads its chunk of ``images.zarr``, runs the
 once per worker process by :func:`get_featurizer`, never sent with tasks), writes its own
 chunk of every array and finally ``done[chunk]``: one writer per chunk, so a killed run
 resumes chunk by chunk and recomputes no finished chunk. On CPU the result is the same bit
-for bit whatever the number of workers, the batch size, or where the run was killed.
+for bit whatever the number of workers, the batch size, the threads, or where the run was
+killed: every forward pass has the same shape (:data:`CPU_BATCH` rows, the last padded),
+and what does change the bits (the model, the preprocessing, the precision) is in the
+store's attrs, which a resumed or extended run must match.
 """
 
 from __future__ import annotations
@@ -44,12 +48,14 @@ __all__ = [
     "chunk_sizes",
     "embed",
     "extract",
+    "head",
+    "resolved_precision",
     "get_featurizer",
 ]
 
 EXTRACTOR = "sarise.features"
 #: Bumped when the same model and images would give other features.
-VERSION = 1
+VERSION = 2  # 2: channels_last, fixed CPU micro-batches, the exact head, the precision
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +67,48 @@ def _views(x: torch.Tensor, invariant: str) -> list[torch.Tensor]:
     return [torch.rot90(v, k, dims=(-2, -1)) for v in flips for k in range(4)]
 
 
+#: Rows of every forward pass on a CPU. Its kernels (MKL's GEMM, oneDNN's convolutions)
+#: choose their blocking by the batch's shape, so other batch sizes give other last bits;
+#: with one fixed shape (the last micro-batch padded with zeros) an image's features do not
+#: depend on the batch size, the chunking, the workers or where a run was killed.
+CPU_BATCH = 16
+
+
+def head(features: torch.Tensor, fc: torch.nn.Linear) -> torch.Tensor:
+    """``fc(features)`` in float32 without a GEMM, whose summation order follows the batch
+    shape and the thread count: the products are summed by halving a zero-padded
+    power-of-two axis, elementwise adds whose order is fixed by construction."""
+    w = fc.weight.float()
+    x = features.float()[:, None, :] * w[None]  # [n, classes, k]
+    k = x.shape[-1]
+    size = 1 << max(0, (k - 1).bit_length())
+    if size != k:
+        x = torch.nn.functional.pad(x, (0, size - k))
+    while x.shape[-1] > 1:
+        half = x.shape[-1] // 2
+        x = x[..., :half] + x[..., half:]
+    out = x[..., 0]
+    return out if fc.bias is None else out + fc.bias.float()
+
+
+def _forward(model, x: torch.Tensor, precision: str, rows: int | None):
+    """Logits and features in float32; on CPU in micro-batches of exactly ``rows`` images."""
+    n = len(x)
+    bf16 = precision == "bf16"
+    step = rows or n
+    lgs, fs = [], []
+    for i in range(0, n, step):
+        v = x[i : i + step]
+        if rows and len(v) < rows:
+            v = torch.cat([v, v.new_zeros((rows - len(v), *v.shape[1:]))])
+        v = v.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            f = model.forward_features(v).float()
+        lgs.append(head(f, model.fc)[: n - i])
+        fs.append(f[: n - i])
+    return torch.cat(lgs), torch.cat(fs)
+
+
 @torch.inference_mode()
 def embed(
     model: torch.nn.Module,
@@ -69,18 +117,23 @@ def embed(
     batch_size: int = 256,
     invariant: str = "none",
     image_size: int | None = None,
+    precision: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features and logits of images ``[n, H, W]`` or ``[n, C, H, W]`` (any scale).
 
     The one inference path of the package (extraction, evaluation, search). Each image is
     standardised (zero mean, unit variance, as in training); square images of another size
-    than ``image_size`` are rescaled isotropically (antialiased). On a GPU the batch is
-    standardised there and the model runs in bfloat16 autocast with ``channels_last``.
+    than ``image_size`` are rescaled isotropically (antialiased). The network runs with
+    ``channels_last`` in the format :func:`sarise.precision.resolve` picks for
+    ``precision``. On a CPU every forward pass has exactly :data:`CPU_BATCH` rows, so an
+    image's result is the same bit for bit in any batch; on a GPU ``batch_size`` images
+    go at once.
 
     Parameters
     ----------
     invariant : {'none', 'd4'}
         ``d4`` averages features and logits over the 8 rotations by 90 degrees and flips.
+    precision : {'auto', 'fp32', 'bf16'}
 
     Returns
     -------
@@ -88,9 +141,13 @@ def embed(
     logits : ndarray, float32, ``[n, model.num_classes]``
     """
     from sarise.models.data import standardize
+    from sarise.precision import resolve
 
     device = next(model.parameters()).device
-    cuda = device.type == "cuda"
+    fmt = resolve(precision, device.type)
+    rows = CPU_BATCH if device.type == "cpu" else None
+    # the weights' layout changes the bits too: always the same one (a no-op once done)
+    model.to(memory_format=torch.channels_last)
     feats, logits = [], []
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])).to(device)
@@ -110,11 +167,7 @@ def embed(
         f_sum = lg_sum = None
         views = _views(x, invariant)
         for v in views:
-            if cuda:
-                v = v.contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                lg, f = model(v)
-            lg, f = lg.float(), f.float()
+            lg, f = _forward(model, v, fmt, rows)
             f_sum = f if f_sum is None else f_sum + f
             lg_sum = lg if lg_sum is None else lg_sum + lg
         feats.append((f_sum / len(views)).cpu().numpy())
@@ -133,10 +186,11 @@ class Featurizer:
     info: dict[str, Any]
     batch_size: int
     invariant: str
+    precision: str = "auto"
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return embed(self.model, images, batch_size=self.batch_size, invariant=self.invariant,
-                     image_size=self.info["image_size"])  # fmt: skip
+                     image_size=self.info["image_size"], precision=self.precision)  # fmt: skip
 
 
 def _device(choice: str) -> torch.device:
@@ -151,15 +205,15 @@ _lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=2)
-def _cached(model: str | None, device: str, batch_size: int, invariant: str) -> Featurizer:
+def _cached(model: str | None, device: str, batch_size: int, invariant: str,
+            precision: str) -> Featurizer:  # fmt: skip
     from sarise.models import load_model
 
     net, info = load_model(model, device=_device(device))
-    if next(net.parameters()).device.type == "cuda":
-        net = net.to(memory_format=torch.channels_last)
+    net = net.to(memory_format=torch.channels_last)
     logger.info("model %s (sha256 %s) on %s", model or "shipped", info["sha256"][:12],
                 next(net.parameters()).device)  # fmt: skip
-    return Featurizer(net, info, batch_size, invariant)
+    return Featurizer(net, info, batch_size, invariant, precision)
 
 
 def get_featurizer(cfg: ExtractConfig, threads: int | None = None) -> Featurizer:
@@ -167,7 +221,16 @@ def get_featurizer(cfg: ExtractConfig, threads: int | None = None) -> Featurizer
     if threads:
         torch.set_num_threads(threads)
     with _lock:
-        return _cached(cfg.model, cfg.device, cfg.batch_size, cfg.invariant)
+        return _cached(cfg.model, cfg.device, cfg.batch_size, cfg.invariant, cfg.precision)
+
+
+def resolved_precision(cfg: ExtractConfig) -> str:
+    """``fp32`` or ``bf16`` for ``cfg`` as decided on this machine (``auto``: bf16 where the
+    configured device, or this machine's GPU or CPU, computes it natively)."""
+    from sarise.precision import resolve
+
+    gpu = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    return resolve(cfg.precision, "cuda" if gpu else "cpu")
 
 
 # -- the feature store -------------------------------------------------------------------
@@ -190,11 +253,12 @@ def _attrs(store, info: dict[str, Any], cfg: ExtractConfig) -> dict[str, Any]:
         "preprocessing": preprocessing,
         "groups": list(info["classes"]),
         "chunk": int(store.array("images").chunks[0]),
+        "precision": cfg.precision,
     }
 
 
 def _same(a: dict, b: dict) -> bool:
-    keys = ("extractor", "version", "model_sha256", "preprocessing", "chunk")
+    keys = ("extractor", "version", "model_sha256", "preprocessing", "chunk", "precision")
     return all(a.get(k) == b.get(k) for k in keys)
 
 
@@ -207,7 +271,8 @@ def _template(path: Path, n: int, attrs: dict[str, Any], num_features: int):
     if (path / "zarr.json").exists():
         g = zarr.open_group(path, mode="r+")
         if not _same(dict(g.attrs), attrs):
-            old = {k: g.attrs.get(k) for k in ("model_sha256", "version", "preprocessing")}
+            old = {k: g.attrs.get(k) for k in ("model_sha256", "version", "preprocessing",
+                                                "precision")}  # fmt: skip
             raise SariseError(f"{path} was made with another model or preprocessing ({old}); "
                               "remove it or write to another run")  # fmt: skip
         for name in ("features", "logits", "probabilities", "image_id"):
@@ -280,6 +345,8 @@ def extract(
     from sarise.store import ImageStore
 
     cfg = config or ExtractConfig()
+    # decided here, once, so that every worker computes in the same format
+    cfg = cfg.model_copy(update={"precision": resolved_precision(cfg)})
     out = Path(out)
     images = ImageStore.open(store, mode="r")
     n = len(images)

@@ -194,7 +194,8 @@ def featurise_files(run: str | Path, files: list[str | Path]) -> np.ndarray:
                         clip=tuple(store_prep["clip"]), size=store_prep["size"],
                         fit=store_prep["fit"])  # fmt: skip
     featurizer = get_featurizer(ExtractConfig(model=attrs.get("model"), channel=prep["channel"],
-                                              invariant=prep["invariant"]))  # fmt: skip
+                                              invariant=prep["invariant"],
+                                              precision=attrs.get("precision", "auto")))  # fmt: skip
     if featurizer.info["sha256"] != attrs["model_sha256"]:
         raise SariseError(f"{run}: the model at {attrs.get('model') or 'the shipped path'} is "
                           "not the one the features were made with")  # fmt: skip

@@ -167,7 +167,10 @@ def train(
         accel = "gpu" if torch.cuda.is_available() else "cpu"
     precision = cfg.precision
     if precision == "auto":
-        precision = "bf16-mixed" if accel == "gpu" else "32-true"
+        from sarise.precision import resolve
+
+        bf16 = resolve("auto", "cuda" if accel == "gpu" else "cpu") == "bf16"
+        precision = "bf16-mixed" if bf16 else "32-true"
     if cfg.sync_batchnorm and accel == "cpu" and world > 1:
         raise SariseError("train.sync_batchnorm needs GPUs (torch has no SyncBatchNorm on CPU)")
     if accel == "cpu":

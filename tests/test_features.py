@@ -79,7 +79,8 @@ def test_features_are_the_model_on_the_stored_images(run_dir, reference):
     np.testing.assert_array_equal(got["image_id"], store.array("image_id")[:])
     assert got["done"].tolist() == [4, 4, 4, 4, 4, 2]
     attrs = zarr.open_group(reference, mode="r").attrs
-    assert attrs["model_sha256"] == info["sha256"] and attrs["version"] == 1
+    assert attrs["model_sha256"] == info["sha256"] and attrs["version"] == 2
+    assert attrs["precision"] in ("fp32", "bf16")
     assert attrs["preprocessing"]["store"]["fit"] == "pad" and len(attrs["groups"]) == 17
 
 
@@ -180,6 +181,10 @@ def test_a_grown_store_extends_and_other_settings_are_refused(run_dir, reference
     with pytest.raises(SariseError, match="another model or preprocessing"):
         extract(tmp_path / "store", tmp_path / "features.zarr",
                 config=ExtractConfig(invariant="d4"), show_progress=False)  # fmt: skip
+    other = "bf16" if zarr.open_group(reference, mode="r").attrs["precision"] == "fp32" else "fp32"
+    with pytest.raises(SariseError, match="another model or preprocessing.*precision"):
+        extract(tmp_path / "store", tmp_path / "features.zarr",
+                config=ExtractConfig(precision=other), show_progress=False)  # fmt: skip
     with pytest.raises(SariseError, match="channel 3: the store has 1"):
         extract(tmp_path / "store", tmp_path / "x.zarr", config=ExtractConfig(channel=3))
 
