@@ -48,9 +48,9 @@ __all__ = [
     "chunk_sizes",
     "embed",
     "extract",
+    "get_featurizer",
     "head",
     "resolved_precision",
-    "get_featurizer",
 ]
 
 EXTRACTOR = "sarise.features"

@@ -88,7 +88,7 @@ def test_precision_auto_follows_the_cpu_and_bf16_stays_close_to_fp32(model, imag
     assert resolve("auto", "cuda") == "bf16"
     assert resolve("auto", "cpu") == ("bf16" if native_bf16() else "fp32")
     x = images[:16]
-    f32, l32 = embed(model, x, precision="fp32")
+    f32, _ = embed(model, x, precision="fp32")
     f16, l16 = embed(model, x, precision="bf16")
     again = embed(model, x, precision="bf16")
     _same((f16, l16), again, "a rerun in bf16")

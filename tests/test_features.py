@@ -182,7 +182,7 @@ def test_a_grown_store_extends_and_other_settings_are_refused(run_dir, reference
         extract(tmp_path / "store", tmp_path / "features.zarr",
                 config=ExtractConfig(invariant="d4"), show_progress=False)  # fmt: skip
     other = "bf16" if zarr.open_group(reference, mode="r").attrs["precision"] == "fp32" else "fp32"
-    with pytest.raises(SariseError, match="another model or preprocessing.*precision"):
+    with pytest.raises(SariseError, match=r"another model or preprocessing.*precision"):
         extract(tmp_path / "store", tmp_path / "features.zarr",
                 config=ExtractConfig(precision=other), show_progress=False)  # fmt: skip
     with pytest.raises(SariseError, match="channel 3: the store has 1"):
