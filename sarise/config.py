@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-MOTIF_SOURCES: tuple[str, ...] = ("natural", "field", "atoms")
+MOTIF_SOURCES: tuple[str, ...] = ("natural", "field", "atoms", "texture")
 
 
 class ConfigError(ValueError):
@@ -76,6 +76,27 @@ class AugmentConfig(_Model):
     pattern, so it keeps the symmetry exact."""
     scan_lines: Probability = Field(default_factory=lambda: Probability(p=0.3, range=(0.02, 0.2)))
     """Per-line offsets (random walk plus jumps), relative to the image's standard deviation."""
+    # Imaging effects of real scans (off by default; the shipped model's recipe turns them
+    # on). Each is recorded per image with its strength, like the three above.
+    drift: Probability = Field(default_factory=Probability)
+    """Slow drift: the frame sheared and stretched by up to this fraction (e.g. 0.03)."""
+    background: Probability = Field(default_factory=Probability)
+    """Low-frequency background (plane tilt, bow, illumination gradient), peak amplitude
+    relative to the image's standard deviation."""
+    defects: Probability = Field(default_factory=Probability)
+    """Sparse point defects (vacancies, adatoms): blobs of about a quarter cell, this
+    many per cell."""
+    line_jitter: Probability = Field(default_factory=Probability)
+    """Horizontal displacement of each scan line (fast-scan jitter), sigma in pixels."""
+    shot_noise: Probability = Field(default_factory=Probability)
+    """Shot (Poisson) noise: the dose, counts at the brightest pixel (lower is noisier)."""
+    gamma: Probability = Field(default_factory=Probability)
+    """A non-linear detector response ``x / (x + k (1 - x))``: ``log2 k`` drawn in
+    ``[-range[1], range[1]]`` (``range[0]`` its least magnitude)."""
+    invert: float = Field(0.0, ge=0.0, le=1.0)
+    """Probability of inverted contrast (dark columns: ABF vs HAADF, attractive vs repulsive)."""
+    clip: Probability = Field(default_factory=Probability)
+    """Saturation: this fraction of the pixels clipped at the top, or at the bottom."""
 
 
 class NaturalConfig(_Model):
@@ -127,12 +148,31 @@ class FieldConfig(_Model):
         return v
 
 
+class TextureConfig(_Model):
+    """Band-pass filtered noise on the cell: textures with one dominant length scale."""
+
+    frequency: Range = (2.0, 12.0)
+    """Centre of the pass band, in cycles per cell edge (log-uniform)."""
+    width: Range = (0.15, 0.5)
+    """Width of the pass band relative to its centre."""
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        _check_range("frequency", self.frequency, 0.5, 64.0)
+        _check_range("width", self.width, 0.01, 2.0)
+        return self
+
+
 class AtomsConfig(_Model):
     """Blobs of 1-3 species at random positions in the asymmetric unit."""
 
     species: tuple[int, int] = (1, 3)
     count: tuple[int, int] = (3, 6)
     """Atoms per asymmetric unit. Fewer than 3 round atoms can add symmetry by accident."""
+    special: float = Field(0.0, ge=0.0, le=1.0)
+    """Probability that an atom sits on a special position of the cell (its corners, edge
+    and face centres, and the 1/3-2/3 points of hexagonal cells), as in real crystals;
+    motifs that gain symmetry this way are rejected like any other."""
     radius: Range = (0.06, 0.16)
     """Blob radius as a fraction of the cell size."""
     elongation: Range = (1.0, 1.8)
@@ -154,9 +194,12 @@ class SymmetryConfig(_Model):
     """Image edge in pixels."""
     per_group: dict[Literal["train", "val", "test"], int] = {"train": 64, "val": 16, "test": 16}
     """Images per group and split; each split holds 17 x per_group images, exactly balanced."""
-    motif_sources: tuple[Literal["natural", "field", "atoms"], ...] = MOTIF_SOURCES
+    motif_sources: tuple[Literal["natural", "field", "atoms", "texture"], ...] = MOTIF_SOURCES
     cell_px: Range = (20.0, 64.0)
     """Square root of the primitive cell area, in pixels."""
+    cell_scale: Literal["uniform", "log"] = "uniform"
+    """How ``cell_px`` is drawn: uniformly, or log-uniformly (as many atomic lattices of
+    4-20 px per cell as mesoscale patterns)."""
     aspect: Range = (1.25, 2.2)
     """Edge ratio of rectangular and centred-rectangular cells (1 and sqrt(3) are excluded)."""
     oblique_angle: Range = (60.0, 120.0)
@@ -174,6 +217,7 @@ class SymmetryConfig(_Model):
     natural: NaturalConfig = Field(default_factory=NaturalConfig)
     field: FieldConfig = Field(default_factory=FieldConfig)
     atoms: AtomsConfig = Field(default_factory=AtomsConfig)
+    texture: TextureConfig = Field(default_factory=TextureConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     chunk: int = Field(64, ge=1)
     """Images per Zarr chunk (and per unit of parallel work)."""
@@ -187,7 +231,9 @@ class SymmetryConfig(_Model):
         if self.cell_resolution & (self.cell_resolution - 1):
             raise ValueError(f"cell_resolution must be a power of two, got {self.cell_resolution}")
         if not self.motif_sources:
-            raise ValueError("motif_sources must name at least one of natural, field, atoms")
+            raise ValueError(
+                "motif_sources must name at least one of natural, field, atoms, texture"
+            )
         if len(set(self.motif_sources)) != len(self.motif_sources):
             raise ValueError(f"motif_sources has duplicates: {list(self.motif_sources)}")
         for split, n in self.per_group.items():
@@ -263,6 +309,8 @@ class EvaluateConfig(_Model):
     invariance_per_group: int = Field(16, ge=0)
     """Patterns per group rendered at two orientations and phases for embedding invariance."""
     batch_size: int = Field(64, ge=1)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """As ``extract.precision``: bf16 where the hardware computes it natively."""
 
 
 class IngestConfig(_Model):
@@ -271,8 +319,11 @@ class IngestConfig(_Model):
     channels: tuple[str, ...] = (".*",)
     """Channel name patterns (regular expressions, case-insensitive), one store channel each:
     the first channel of a file matching each pattern (a file with no match fails)."""
-    flatten: Literal["none", "plane", "line"] = "line"
-    """Background removal: a fitted plane, or each scan line's own line fit."""
+    flatten: Literal["auto", "none", "plane", "line"] = "auto"
+    """Background removal: a fitted plane, or each scan line's own line fit; ``auto``
+    levels topography only (:func:`sarise.preprocess.auto_flatten`): ``line`` for height
+    channels of scanning-probe formats, ``plane`` for height in other formats, ``none``
+    for phase, amplitude, current and STEM/TEM/optical intensities."""
     clip: Range = (0.5, 99.5)
     """Percentiles the values are clipped to (outliers) before scaling to [0, 1]."""
     size: int = Field(128, ge=16, le=4096)

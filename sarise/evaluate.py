@@ -30,21 +30,40 @@ from sarise.config import MOTIF_SOURCES, EvaluateConfig, SymmetryConfig
 from sarise.errors import SariseError
 from sarise.models.export import load_model
 
-__all__ = ["IMAGE_SUFFIXES", "evaluate", "predict", "read_labelled_folder"]
+__all__ = ["FAMILIES", "IMAGE_SUFFIXES", "evaluate", "predict", "read_labelled_folder"]
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 
 
+#: The crystal family (lattice system) of each plane group: what a lattice alone tells,
+#: before any rotation or mirror is seen (cm and cmm sit on centred rectangular lattices).
+FAMILIES = {
+    "p1": "oblique", "p2": "oblique",
+    "pm": "rectangular", "pg": "rectangular", "cm": "rectangular", "pmm": "rectangular",
+    "pmg": "rectangular", "pgg": "rectangular", "cmm": "rectangular",
+    "p4": "square", "p4m": "square", "p4g": "square",
+    "p3": "hexagonal", "p3m1": "hexagonal", "p31m": "hexagonal", "p6": "hexagonal",
+    "p6m": "hexagonal",
+}  # fmt: skip
+
+
 @torch.inference_mode()
-def predict(model: torch.nn.Module, images: np.ndarray, batch_size: int = 64):
+def predict(model: torch.nn.Module, images: np.ndarray, batch_size: int = 64,
+            precision: str = "auto"):  # fmt: skip
     """Logits and features of images ``[n, H, W]`` or ``[n, C, H, W]`` (any scale), through
     :func:`sarise.features.embed` (standardised as in training)."""
     from sarise.features import embed
 
-    feats, logits = embed(model, images, batch_size=batch_size)
+    feats, logits = embed(model, images, batch_size=batch_size, precision=precision)
     return logits, feats
+
+
+def _precision(model: torch.nn.Module, precision: str) -> str:
+    from sarise.precision import resolve
+
+    return resolve(precision, next(model.parameters()).device.type)
 
 
 def _scores(labels: np.ndarray, logits: np.ndarray, classes: list[str]) -> dict[str, Any]:
@@ -54,7 +73,10 @@ def _scores(labels: np.ndarray, logits: np.ndarray, classes: list[str]) -> dict[
     per = {
         c: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, c in enumerate(classes)
     }
+    family = np.array([FAMILIES.get(c, c) for c in classes])
+    same_family = family[labels] == family[pred] if len(labels) else np.zeros(0, bool)
     return {"n": len(labels), "accuracy": float((pred == labels).mean()) if len(labels) else None,
+            "family_accuracy": float(same_family.mean()) if len(labels) else None,
             "per_group": per, "confusion": cm.tolist()}  # fmt: skip
 
 
@@ -138,7 +160,8 @@ def _image_tiles(a: np.ndarray, size: int, mode: str) -> np.ndarray:
     return fit_square(a, size, "crop")[None].astype(np.float32)
 
 
-def _invariance(model, config: SymmetryConfig, per_group: int, classes, batch: int, seed: int):
+def _invariance(model, config: SymmetryConfig, per_group: int, classes, batch: int, seed: int,
+                precision: str = "auto"):  # fmt: skip
     from sarise.symmetry import sample
 
     rng = np.random.default_rng([seed, 17])
@@ -150,8 +173,8 @@ def _invariance(model, config: SymmetryConfig, per_group: int, classes, batch: i
         b.append(other.image)
         labels.append(im.label)
     labels = np.asarray(labels)
-    la, fa = predict(model, np.stack(a), batch)
-    lb, fb = predict(model, np.stack(b), batch)
+    la, fa = predict(model, np.stack(a), batch, precision)
+    lb, fb = predict(model, np.stack(b), batch, precision)
     cos = (fa * fb).sum(1) / (np.linalg.norm(fa, axis=1) * np.linalg.norm(fb, axis=1) + 1e-12)
     agree = la.argmax(1) == lb.argmax(1)
     return {
@@ -247,19 +270,21 @@ def evaluate(
         "architecture": info["model"],
         "image_size": info["image_size"],
         "trained_motif_sources": list(sym.motif_sources),
+        "precision": _precision(model, cfg.precision),
         "version": __version__,
         "sets": {},
     }
 
     def run(name: str, images, labels, describe: str) -> None:
-        logits, _ = predict(model, images, cfg.batch_size)
+        logits, _ = predict(model, images, cfg.batch_size, cfg.precision)
         res = _scores(labels, logits, classes)
         res["description"] = describe
         report["sets"][name] = res
         _plot_confusion(np.asarray(res["confusion"]), classes,
                         f"{name}: accuracy {res['accuracy']:.3f} (n={res['n']})",
                         out / f"confusion-{name}.png")  # fmt: skip
-        logger.info("%s: accuracy %.4f on %d images", name, res["accuracy"], res["n"])
+        logger.info("%s: accuracy %.4f (lattice family %.4f) on %d images", name,
+                    res["accuracy"], res["family_accuracy"], res["n"])  # fmt: skip
 
     steps: list[tuple[str, Callable[[], None]]] = []
     test_data: dict[str, np.ndarray] = {}
@@ -304,7 +329,7 @@ def evaluate(
 
         def inv() -> None:
             report["invariance"] = _invariance(model, sym, cfg.invariance_per_group, classes,
-                                               cfg.batch_size, sym.seed)  # fmt: skip
+                                               cfg.batch_size, sym.seed, cfg.precision)  # fmt: skip
             logger.info("invariance: mean cosine %.4f", report["invariance"]["mean_cosine"])
 
         steps.append(("invariance", inv))
@@ -314,7 +339,8 @@ def evaluate(
             inputs, labels, paths, errors = read_labelled_folder(
                 folder, info["image_size"], classes, mode=folder_mode
             )
-            logits = np.stack([predict(model, t, cfg.batch_size)[0].mean(0) for t in inputs])
+            logits = np.stack([predict(model, t, cfg.batch_size, cfg.precision)[0].mean(0)
+                               for t in inputs])  # fmt: skip
             res = _scores(labels, logits, classes)
             res["description"] = f"labelled images in {folder} ({folder_mode})"
             res["files"] = [{"path": p, "label": classes[t], "predicted": classes[int(k)]}

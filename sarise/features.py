@@ -91,7 +91,7 @@ def head(features: torch.Tensor, fc: torch.nn.Linear) -> torch.Tensor:
     return out if fc.bias is None else out + fc.bias.float()
 
 
-def _forward(model, x: torch.Tensor, precision: str, rows: int | None):
+def _forward(model, x: torch.Tensor, precision: str, rows: int | None, layout):
     """Logits and features in float32; on CPU in micro-batches of exactly ``rows`` images."""
     n = len(x)
     bf16 = precision == "bf16"
@@ -101,7 +101,7 @@ def _forward(model, x: torch.Tensor, precision: str, rows: int | None):
         v = x[i : i + step]
         if rows and len(v) < rows:
             v = torch.cat([v, v.new_zeros((rows - len(v), *v.shape[1:]))])
-        v = v.contiguous(memory_format=torch.channels_last)
+        v = v.contiguous(memory_format=layout)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             f = model.forward_features(v).float()
         lgs.append(head(f, model.fc)[: n - i])
@@ -141,13 +141,17 @@ def embed(
     logits : ndarray, float32, ``[n, model.num_classes]``
     """
     from sarise.models.data import standardize
-    from sarise.precision import resolve
+    from sarise.precision import channels_last_safe, resolve
 
     device = next(model.parameters()).device
     fmt = resolve(precision, device.type)
     rows = CPU_BATCH if device.type == "cpu" else None
-    # the weights' layout changes the bits too: always the same one (a no-op once done)
-    model.to(memory_format=torch.channels_last)
+    # the weights' layout changes the bits too: always the same one for a model (a no-op
+    # once done)
+    layout = (
+        torch.channels_last if channels_last_safe(model, device.type) else torch.contiguous_format
+    )
+    model.to(memory_format=layout)
     feats, logits = [], []
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])).to(device)
@@ -167,7 +171,7 @@ def embed(
         f_sum = lg_sum = None
         views = _views(x, invariant)
         for v in views:
-            lg, f = _forward(model, v, fmt, rows)
+            lg, f = _forward(model, v, fmt, rows, layout)
             f_sum = f if f_sum is None else f_sum + f
             lg_sum = lg if lg_sum is None else lg_sum + lg
         feats.append((f_sum / len(views)).cpu().numpy())
@@ -210,7 +214,6 @@ def _cached(model: str | None, device: str, batch_size: int, invariant: str,
     from sarise.models import load_model
 
     net, info = load_model(model, device=_device(device))
-    net = net.to(memory_format=torch.channels_last)
     logger.info("model %s (sha256 %s) on %s", model or "shipped", info["sha256"][:12],
                 next(net.parameters()).device)  # fmt: skip
     return Featurizer(net, info, batch_size, invariant, precision)

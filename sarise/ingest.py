@@ -97,13 +97,22 @@ def _select(scan, patterns: tuple[str, ...]):
     return chosen
 
 
-def _preprocess(data: np.ndarray, cfg: IngestConfig) -> np.ndarray:
+def _flatten(cfg: IngestConfig, fmt: str, channel) -> str:
+    from sarise.preprocess import auto_flatten
+
+    if cfg.flatten != "auto":
+        return cfg.flatten
+    return auto_flatten(fmt, channel.name, channel.unit or "")
+
+
+def _preprocess(data: np.ndarray, cfg: IngestConfig, flatten: str | None = None) -> np.ndarray:
     from sarise import preprocess as pp
 
     a = np.asarray(data, dtype=np.float64)
-    if cfg.flatten == "plane":
+    flatten = flatten or cfg.flatten
+    if flatten == "plane":
         a = pp.plane_flatten(a)
-    elif cfg.flatten == "line":
+    elif flatten == "line":
         a = pp.line_flatten(a)
     return pp.scale_unit(pp.clip_percentiles(a, *cfg.clip))
 
@@ -122,7 +131,9 @@ def prepare_file(path: Path, cfg: IngestConfig, known: frozenset[str], root: Pat
         if sha in known:
             return fmt, "skipped", None, None, None, None, None
         scan = read_scan(path)
-        channels = [_preprocess(c.data, cfg) for c in _select(scan, cfg.channels)]
+        channels = [
+            _preprocess(c.data, cfg, _flatten(cfg, fmt, c)) for c in _select(scan, cfg.channels)
+        ]
         stack = np.stack(channels)
         if cfg.fit == "tile":
             per = [pp.tiles(c, cfg.size) for c in stack]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 from typing import Literal
 
-__all__ = ["PRECISIONS", "native_bf16", "resolve"]
+__all__ = ["PRECISIONS", "channels_last_safe", "native_bf16", "resolve"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 Precision = Literal["fp32", "bf16"]
@@ -57,3 +57,18 @@ def resolve(precision: str, device_type: str) -> Precision:
     if device_type == "cuda":
         return "bf16"
     return "bf16" if device_type == "cpu" and native_bf16() else "fp32"
+
+
+def channels_last_safe(model, device_type: str) -> bool:
+    """Whether ``model`` may run in ``channels_last`` on this device type.
+
+    Always on a GPU; on a CPU only where every convolution has at least 8 output
+    channels: oneDNN's NHWC kernels corrupt the heap below that on AVX2 CPUs (torch 2.13,
+    a width-4 ResNet's backward), and such tiny models gain nothing from the layout.
+    """
+    if device_type != "cpu":
+        return True
+    import torch
+
+    convs = [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    return not convs or min(convs) >= 8

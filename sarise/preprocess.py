@@ -10,9 +10,13 @@ and statistics and set to the image's median before scaling.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 __all__ = [
+    "SPM_FORMATS",
+    "auto_flatten",
     "clip_percentiles",
     "fill_nan",
     "fit_square",
@@ -22,6 +26,38 @@ __all__ = [
     "thumbnail",
     "tiles",
 ]
+
+
+#: Formats written by scanning-probe instruments (raster scans, line by line).
+SPM_FORMATS = frozenset({"ibw", "sxm", "gwy", "spm", "hdf5"})
+
+_TOPOGRAPHY = re.compile(r"height|topo|^z(?![a-z])|z[ _-]?sensor|z[ _-]?piezo", re.IGNORECASE)
+_LENGTH_UNITS = {"m", "mm", "um", "µm", "μm", "nm", "pm", "a", "å", "angstrom"}
+
+
+def auto_flatten(fmt: str, channel: str, unit: str = "") -> str:
+    """The background removal ``ingest.flatten: auto`` applies to one channel.
+
+    Levelling removes the tilt and the line-to-line offsets a probe's height signal
+    carries, but in any other signal it removes real contrast (an atomic lattice's rows in
+    a current or HAADF image). So only topography is levelled: a channel named like
+    height (``Height``, ``Topography``, ``Z``, ``ZSensor``) or measured in a length unit.
+    Topography from a scanning-probe format (:data:`SPM_FORMATS`) gets ``line`` (each
+    scan line's own fit), from any other format ``plane``; everything else (phase,
+    amplitude, current, deflection, frequency shift, STEM/TEM and optical intensities)
+    gets ``none``.
+
+    >>> auto_flatten("ibw", "HeightRetrace"), auto_flatten("ibw", "Phase1Retrace")
+    ('line', 'none')
+    >>> auto_flatten("sxm", "Z", "m"), auto_flatten("sxm", "Current", "A")
+    ('line', 'none')
+    >>> auto_flatten("tiff", "Height", "nm"), auto_flatten("image", "intensity")
+    ('plane', 'none')
+    """
+    length = unit.strip().lower() in _LENGTH_UNITS
+    if not (_TOPOGRAPHY.search(channel) or length):
+        return "none"
+    return "line" if fmt in SPM_FORMATS else "plane"
 
 
 def plane_flatten(image: np.ndarray) -> np.ndarray:

@@ -60,13 +60,21 @@ class SymmetryClassifier(L.LightningModule):
         self._t0: float | None = None
 
     # -- forward -----------------------------------------------------------------------
+    def _channels_last(self) -> bool:
+        """``channels_last`` as configured, where :func:`sarise.precision.channels_last_safe`."""
+        from sarise.precision import channels_last_safe
+
+        if not self.hparams.optim.get("channels_last", False):
+            return False
+        return channels_last_safe(self.model, next(self.model.parameters()).device.type)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.hparams.optim.get("channels_last", False):
+        if self._channels_last():
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
     def configure_model(self) -> None:
-        if self.hparams.optim.get("channels_last", False):
+        if self._channels_last():
             self.model.to(memory_format=torch.channels_last)
         if self.hparams.optim.get("compile", False) and not isinstance(
             self.model, torch._dynamo.eval_frame.OptimizedModule

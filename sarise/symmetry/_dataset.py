@@ -26,6 +26,7 @@ from sarise._progress import progress
 from sarise._version import __version__
 from sarise.config import MOTIF_SOURCES, SPLITS, SarisConfig, SymmetryConfig, load_config
 from sarise.errors import SariseError
+from sarise.symmetry._effects import EFFECTS
 from sarise.symmetry._groups import GROUPS, LATTICES, get_group
 from sarise.symmetry._motifs import NATURAL_IMAGES
 from sarise.symmetry._sample import render, sample
@@ -35,7 +36,7 @@ __all__ = ["GENERATOR_VERSION", "generate", "open_split", "write_preview", "writ
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the same config and seed would give different images.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: texture motifs, imaging effects, log-uniform cells
 
 _SCALARS = {
     "label": "int8",
@@ -47,6 +48,8 @@ _SCALARS = {
     "noise": "float32",
     "blur": "float32",
     "scan_lines": "float32",
+    "drift": "float32",
+    **dict.fromkeys(EFFECTS, "float32"),
     "rejected": "int16",
 }
 
@@ -151,6 +154,9 @@ def _write_chunk(path: str, split: str, config_json: str, start: int, stop: int,
         cols["noise"][k] = im.noise
         cols["blur"][k] = im.blur
         cols["scan_lines"][k] = im.scan_lines
+        cols["drift"][k] = im.drift
+        for name in EFFECTS:
+            cols[name][k] = im.effects[name]
         cols["rejected"][k] = im.rejected
         basis[k] = im.basis
         phase[k] = im.phase

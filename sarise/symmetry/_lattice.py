@@ -36,6 +36,12 @@ class Lattice:
     basis: np.ndarray
 
     @property
+    def cell_px(self) -> float:
+        """Square root of the primitive cell area, in pixels."""
+        area = abs(np.linalg.det(self.basis)) / (2.0 if self.setting.startswith("centred") else 1.0)
+        return math.sqrt(area)
+
+    @property
     def metric(self) -> np.ndarray:
         """Metric tensor ``B.T @ B`` scaled to unit primitive-cell area."""
         g = self.basis.T @ self.basis
@@ -85,6 +91,7 @@ def sample_lattice(
     aspect: tuple[float, float],
     oblique_angle: tuple[float, float],
     tol: float,
+    cell_scale: str = "uniform",
 ) -> Lattice:
     """Draw cell vectors for ``group`` on lattice type ``kind``.
 
@@ -104,6 +111,8 @@ def sample_lattice(
         Range of the oblique cell angle, in degrees.
     tol : float
         Minimal relative distance from a metric of higher symmetry.
+    cell_scale : {'uniform', 'log'}
+        How the cell size is drawn from ``cell_px``.
 
     Returns
     -------
@@ -111,7 +120,10 @@ def sample_lattice(
     """
     if kind not in group.lattices:
         raise ValueError(f"lattice must be one of {group.lattices} for {group.name}, got {kind!r}")
-    size = _uniform(rng, *cell_px)
+    if cell_scale == "log":
+        size = math.exp(_uniform(rng, math.log(cell_px[0]), math.log(cell_px[1])))
+    else:
+        size = _uniform(rng, *cell_px)
     family = group.family
     if family in ("oblique", "rectangular"):
         # Primitive bases. p1/p2 on a centred lattice use the rhombic primitive cell.

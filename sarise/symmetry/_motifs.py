@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["NATURAL_IMAGES", "atoms_motif", "field_motif", "natural_image", "natural_motif"]
+__all__ = [
+    "NATURAL_IMAGES",
+    "atoms_motif",
+    "field_motif",
+    "natural_image",
+    "natural_motif",
+    "texture_motif",
+]
 
 #: Natural images bundled inside scikit-image's wheel (never downloaded), by name.
 NATURAL_IMAGES: dict[str, str] = {
@@ -135,6 +142,42 @@ def field_motif(
     return out
 
 
+def texture_motif(
+    n: int,
+    rng: np.random.Generator,
+    metric: np.ndarray,
+    *,
+    frequency: tuple[float, float],
+    width: tuple[float, float],
+) -> np.ndarray:
+    """Band-pass filtered white noise on the cell: a texture of one dominant length scale.
+
+    The pass band is a ring of ``|q|`` around a centre frequency (cycles per cell edge,
+    measured with the cell ``metric`` so that the ring is round in real space), of
+    relative width ``width``; its profile ``(1 + d^2)^-4`` needs no transcendental
+    function.
+    """
+    lo, hi = math.log(frequency[0]), math.log(frequency[1])
+    centre = math.exp(lo + (hi - lo) * rng.random())
+    sigma = centre * (width[0] + (width[1] - width[0]) * rng.random())
+    white = rng.random((n, n)) - 0.5
+    h, k = _freq2(n)
+    ginv = np.linalg.inv(metric)
+    q = np.sqrt(ginv[0, 0] * h * h + 2.0 * ginv[0, 1] * h * k + ginv[1, 1] * k * k)
+    d = (q - centre) / sigma
+    x = 1.0 + d * d
+    x2 = x * x
+    amp = 1.0 / (x2 * x2)
+    amp[0, 0] = 0.0
+    return np.fft.irfft2(np.fft.rfft2(white) * amp, s=(n, n))
+
+
+#: Special positions (fractional cell coordinates) real atoms favour: corners, edge and
+#: face centres; the 1/3-2/3 points of hexagonal cells come last.
+_SPECIAL = np.array([[0.0, 0.0], [0.5, 0.5], [0.5, 0.0], [0.0, 0.5],
+                     [1 / 3, 2 / 3], [2 / 3, 1 / 3]])  # fmt: skip
+
+
 def atoms_motif(
     n: int,
     rng: np.random.Generator,
@@ -144,8 +187,13 @@ def atoms_motif(
     count: tuple[int, int],
     radius: tuple[float, float],
     elongation: tuple[float, float],
+    special: float = 0.0,
+    hexagonal: bool = False,
 ) -> np.ndarray:
     """Blobs of 1-3 species at random positions (one asymmetric unit's worth).
+
+    With probability ``special`` each atom sits on a special position (:data:`_SPECIAL`;
+    the 1/3-2/3 points only on hexagonal cells) instead, round rather than elongated.
 
     Each blob is the compact bump ``(1 - r^2)^3`` (no transcendental functions),
     elongated and turned at random. ``count`` atoms are drawn per asymmetric unit;
@@ -161,6 +209,11 @@ def atoms_motif(
     kinds[:n_species] = np.arange(min(n_species, n_atoms))
     pos = rng.random((n_atoms, 2))
     el = elongation[0] + (elongation[1] - elongation[0]) * rng.random(n_atoms)
+    if special > 0.0:
+        on = rng.random(n_atoms) < special
+        choice = rng.integers(len(_SPECIAL) if hexagonal else 4, size=n_atoms)
+        pos[on] = _SPECIAL[choice[on]]
+        el[on] = 1.0
     # Orientation from a uniform point on the unit circle (no trigonometry).
     c, s = _unit_vectors(rng, n_atoms)
     u = np.arange(n) / n

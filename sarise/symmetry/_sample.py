@@ -9,9 +9,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from sarise.config import MOTIF_SOURCES, SPLITS, SymmetryConfig
+from sarise.symmetry._effects import EFFECTS, drift_matrix, imaging_effects
 from sarise.symmetry._groups import GROUPS, PlaneGroup, get_group
 from sarise.symmetry._lattice import Lattice, sample_lattice
-from sarise.symmetry._motifs import atoms_motif, field_motif, natural_motif
+from sarise.symmetry._motifs import atoms_motif, field_motif, natural_motif, texture_motif
 from sarise.symmetry._render import (
     blur_raster,
     interpolate,
@@ -57,6 +58,12 @@ class WallpaperImage:
         Strength of each augmentation (0 when not applied). Blur acts on the continuous
         pattern and keeps the symmetry exact (:meth:`pattern` includes it); scan lines
         and noise are raster artefacts, as in a real scan.
+    drift : float
+        Strength of the slow-drift shear and stretch of the frame, already in
+        :attr:`basis` (so :meth:`pattern` includes it).
+    effects : dict
+        Strength of each imaging effect of :data:`~sarise.symmetry._effects.EFFECTS`
+        (0 when not applied): raster artefacts like noise.
     rejected : int
         Motifs rejected (too little contrast or accidental extra symmetry) before this one.
     """
@@ -75,6 +82,8 @@ class WallpaperImage:
     noise: float = 0.0
     blur: float = 0.0
     scan_lines: float = 0.0
+    drift: float = 0.0
+    effects: dict = field(default_factory=lambda: dict.fromkeys(EFFECTS, 0.0))
     rejected: int = 0
     _raster: np.ndarray = field(default=None, repr=False)
     _scale: tuple[float, float] = field(default=(0.0, 1.0), repr=False)
@@ -124,6 +133,7 @@ class WallpaperImage:
             phase=phase,
             noise=0.0,
             scan_lines=0.0,
+            effects=dict.fromkeys(EFFECTS, 0.0),
             _scale=(lo, scale),
         )
 
@@ -267,11 +277,15 @@ def _motif(
     sub = np.random.Generator(np.random.PCG64(motif_seed))
     if source == "field":
         f = field_motif(n, sub, lat.metric, scale=config.field.scale, sharpen=config.field.sharpen)
+    elif source == "texture":
+        t = config.texture
+        f = texture_motif(n, sub, lat.metric, frequency=t.frequency, width=t.width)
     else:
         a = config.atoms
         f = atoms_motif(
             n, sub, lat.metric,
             species=a.species, count=a.count, radius=a.radius, elongation=a.elongation,
+            special=a.special, hexagonal=lat.setting == "hexagonal",
         )  # fmt: skip
     return f, motif_seed
 
@@ -294,6 +308,7 @@ def _draw(
         aspect=config.aspect,
         oblique_angle=config.oblique_angle,
         tol=config.metric_tolerance,
+        cell_scale=config.cell_scale,
     )
     for rejected in range(_MAX_ATTEMPTS):  # noqa: B007 - the count is kept
         motif, motif_id = _motif(source, lat, rng, config, split)
@@ -321,6 +336,10 @@ def _draw(
     rotation = 360.0 * rng.random() if config.rotate else 0.0
     c, s = _cos_sin_deg(rotation)
     basis = np.array([[c, -s], [s, c]]) @ lat.basis
+    drift = 0.0
+    if augment and aug.drift.p > 0 and rng.random() < aug.drift.p:
+        drift = _between(rng, aug.drift.range)
+        basis = drift_matrix(rng, drift) @ basis
     phase = rng.random(2)
     origin = -(basis @ phase)
     size = config.size
@@ -341,6 +360,9 @@ def _draw(
         if rng.random() < aug.noise.p:
             noise = _between(rng, aug.noise.range)
             img = img + (noise * spread) * rng.standard_normal((size, size), dtype=np.float32)
+        img, effects = imaging_effects(img, rng, aug, cell_px=lat.cell_px, spread=spread)
+    else:
+        effects = dict.fromkeys(EFFECTS, 0.0)
     lo, hi = float(clean.min()), float(clean.max())
     if augment and img is not clean:
         lo, hi = float(img.min()), float(img.max())
@@ -361,6 +383,8 @@ def _draw(
         noise=noise,
         blur=blur,
         scan_lines=lines,
+        drift=drift,
+        effects=effects,
         rejected=rejected,
         _raster=raster,
         _scale=(lo, scale),

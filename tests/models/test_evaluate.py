@@ -19,12 +19,14 @@ def test_report_holds_every_set(tiny_model, tiny_splits, tmp_path):
     report = evaluate(model, tmp_path, test=tiny_splits / "test.zarr", config=cfg,
                       show_progress=False)  # fmt: skip
     sets = report["sets"]
-    assert list(sets) == ["test", "noise-0.1", "noise-0.3", "ood-atoms"]
-    assert sets["test"]["n"] == 34 and sets["ood-atoms"]["n"] == 34
+    assert list(sets) == ["test", "noise-0.1", "noise-0.3", "ood-atoms", "ood-texture"]
+    assert sets["test"]["n"] == 34 and sets["ood-atoms"]["n"] == sets["ood-texture"]["n"] == 34
+    assert report["precision"] in ("fp32", "bf16")
     for s in sets.values():
         cm = np.asarray(s["confusion"])
         assert cm.shape == (17, 17) and cm.sum() == s["n"]
         assert s["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+        assert s["family_accuracy"] >= s["accuracy"]  # the right group has the right lattice
         assert set(s["per_group"]) == set(GROUPS)
     inv = report["invariance"]
     assert inv["n_pairs"] == 17 and -1 <= inv["mean_cosine"] <= 1

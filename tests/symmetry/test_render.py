@@ -18,7 +18,7 @@ def _mapped(im, element, pts):
 
 
 @pytest.mark.parametrize(("group", "lattice"), CASES)
-@pytest.mark.parametrize("motif", ["natural", "field", "atoms"])
+@pytest.mark.parametrize("motif", ["natural", "field", "atoms", "texture"])
 def test_invariant_under_every_symmetry_element(group, lattice, motif):
     """At any orientation and phase, to numerical precision, blur included."""
     rng = np.random.default_rng([GROUPS.index(group), len(lattice), len(motif)])
