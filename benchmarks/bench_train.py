@@ -1,11 +1,15 @@
-"""Training throughput: images generated on the fly vs images already in memory.
+"""Training throughput: number formats and layouts, and images generated on the fly vs
+images already in memory.
 
     python benchmarks/bench_train.py [--size 128] [--width 32] [--batch 128] [--steps 30]
-                                     [--workers 1] [--accelerator auto]
+                                     [--workers 1] [--accelerator auto] [--no-bf16]
 
-Both rows train the same model with the same Lightning module, batch and precision; only
-the data path differs. The in-memory row reads pre-generated, pre-standardised tensors,
-so the ratio (on-the-fly / in-memory) says whether data generation limits training
+The in-memory rows read pre-generated, pre-standardised tensors and train the same model
+with the same Lightning module and batch in float32 NCHW (the baseline), float32
+``channels_last`` and bfloat16 autocast + ``channels_last``: what the format and layout are
+worth on this machine (bf16 is emulated, and slow, on CPUs without native bfloat16: the
+row says so). The last row trains on the fly in the format ``precision: auto`` picks;
+its ratio to the same format in memory says whether data generation limits training
 (goal: >= 0.9). Warm-up steps (loader start, first kernels) are not timed.
 """
 
@@ -36,7 +40,7 @@ class _Timer(L.Callback):
         self.times.append(time.perf_counter())
 
 
-def _run(loader, args, precision, accel) -> tuple[float, float]:
+def _run(loader, args, precision, accel, channels_last=True) -> tuple[float, float]:
     L.seed_everything(0, verbose=False)
     module = SymmetryClassifier(
         model={"arch": args.arch, "width": args.width, "in_chans": 1},
@@ -45,7 +49,7 @@ def _run(loader, args, precision, accel) -> tuple[float, float]:
         image_size=args.size,
         optim={"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.05, "schedule": "cosine",
                "warmup": 0.1, "label_smoothing": 0.0, "steps": args.steps + WARMUP,
-               "channels_last": True, "compile": False},
+               "channels_last": channels_last, "compile": False},
     )  # fmt: skip
     timer = _Timer()
     trainer = L.Trainer(accelerator=accel, devices=1, precision=precision,
@@ -67,11 +71,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed steps per row")
     parser.add_argument("--workers", type=int, default=1, help="data-loader processes")
     parser.add_argument("--accelerator", default="auto")
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 in-memory row")
     args = parser.parse_args()
     accel = args.accelerator
     if accel == "auto":
         accel = "gpu" if torch.cuda.is_available() else "cpu"
-    precision = "bf16-mixed" if accel == "gpu" else "32-true"
+    from sarise.precision import native_bf16, resolve
+
+    auto = resolve("auto", "cuda" if accel == "gpu" else "cpu")
+    precision = {"bf16": "bf16-mixed", "fp32": "32-true"}[auto]
     sym = SymmetryConfig(size=args.size, cell_px=(12.0, 40.0), motif_sources=("natural", "field"))
     steps_total = args.steps + WARMUP
     train = TrainConfig(steps=steps_total, steps_per_epoch=steps_total, batch_size=args.batch,
@@ -84,15 +92,25 @@ def main() -> None:
     gen_rate = len(xs) / (time.perf_counter() - t0)
     memory = DataLoader(TensorDataset(torch.stack(xs), torch.tensor(ys)), batch_size=args.batch)
 
-    rows = [("in memory", *_run(memory, args, precision, accel)),
-            (f"on the fly (workers={args.workers})", *_run(fly, args, precision, accel))]  # fmt: skip
+    rows = [("in memory, fp32 NCHW", *_run(memory, args, "32-true", accel, False)),
+            ("in memory, fp32 channels_last", *_run(memory, args, "32-true", accel))]  # fmt: skip
+    if not args.no_bf16:
+        native = accel == "gpu" or native_bf16()
+        name = "in memory, bf16 channels_last" + ("" if native else " (emulated: no native bf16)")
+        rows.append((name, *_run(memory, args, "bf16-mixed", accel)))
+    same = next(r for r in rows if ("bf16" in r[0]) == (auto == "bf16") and "NCHW" not in r[0])
+    rows.append((f"on the fly, {auto} (workers={args.workers})",
+                 *_run(fly, args, precision, accel)))  # fmt: skip
     device = torch.cuda.get_device_name() if accel == "gpu" else f"CPU x{torch.get_num_threads()}"
-    print(f"\n{args.arch} width {args.width}, {args.size} px, batch {args.batch}, {precision}, "
-          f"{device}; generator alone: {gen_rate:.0f} images/s on one process\n")  # fmt: skip
-    print("| data path | images/s | median step images/s | vs in memory |")
-    print("| --- | ---: | ---: | ---: |")
+    bf16 = "native" if accel == "gpu" or native_bf16() else "not native"
+    print(f"\n{args.arch} width {args.width}, {args.size} px, batch {args.batch}, {device} "
+          f"(bf16 {bf16}; precision auto: {auto}); generator alone: {gen_rate:.0f} images/s "
+          "on one process\n")  # fmt: skip
+    print("| row | images/s | median step images/s | vs fp32 NCHW | on the fly vs in memory |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for name, rate, median in rows:
-        print(f"| {name} | {rate:.1f} | {median:.1f} | {rate / rows[0][1]:.2f} |")
+        fly_ratio = f"{rate / same[1]:.2f}" if name.startswith("on the fly") else ""
+        print(f"| {name} | {rate:.1f} | {median:.1f} | {rate / rows[0][1]:.2f} | {fly_ratio} |")
 
 
 if __name__ == "__main__":

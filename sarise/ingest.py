@@ -66,8 +66,9 @@ def list_files(sources: list[str | Path]) -> list[Path]:
     """Files under folders (recursively), matched by globs, or named; sorted, unique.
 
     Folder walks leave out hidden files and documents that are never images
-    (:data:`NOT_DATA`: notes, licences, sidecars); any other file is tried and reported if
-    unreadable. A named file is always kept.
+    (:data:`NOT_DATA`: notes, licences, sidecars); any other entry is tried and reported if
+    unreadable (FIFOs, devices and sockets among them: only regular files are read, and
+    nothing blocks on them). A named file is always kept.
     """
     found: set[Path] = set()
     for src in sources:
@@ -78,7 +79,7 @@ def list_files(sources: list[str | Path]) -> list[Path]:
             for p in Path(s).rglob("*"):
                 if p.name.startswith(".") or p.suffix.lower() in NOT_DATA:
                     continue
-                if p.is_file() or p.is_symlink():
+                if not p.is_dir():  # special files too: each is reported, none waited on
                     found.add(p)
         else:
             found.add(Path(s))

@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -204,6 +205,9 @@ class ProjectionTree:
         return sorted(p.name for p in self.root.iterdir() if (p / "node.json").exists())
 
     def info(self, node: str) -> dict[str, Any]:
+        # a node id is a folder name of this tree, never a path: "../x" must not reach out
+        if not isinstance(node, str) or not _NODE_ID.fullmatch(node):
+            raise SariseError(f"invalid projection node id {node!r} (letters, digits, _ and -)")
         path = self.root / node / "node.json"
         if not path.exists():
             known = ", ".join(self.ids()) or "none yet"
@@ -422,6 +426,9 @@ def _transform(model, x: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return np.asarray(model.transform(x), np.float32)
+
+
+_NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def breadcrumb(tree: ProjectionTree, node: str) -> list[str]:

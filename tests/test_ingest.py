@@ -143,3 +143,31 @@ def test_copies_are_stored_once_and_errors_are_not_repeated(archive, tmp_path):
     store = ImageStore.open(tmp_path / "s")
     assert sorted(store.errors()["path"]) == ["b/broken.h5", "b/empty.tif"]
     assert len(store) == (n_files - 4) // 2 + 2
+
+
+def test_fifos_and_other_special_files_are_failed_never_waited_on(archive, tmp_path, cli_env):
+    import os
+
+    root, _ = archive
+    folder = tmp_path / "files"
+    shutil.copytree(root / "2015", folder / "2015")
+    os.mkfifo(folder / "scan.png")  # a writer that never comes
+    os.mkfifo(tmp_path / "elsewhere.fifo")
+    (folder / "linked.ibw").symlink_to(tmp_path / "elsewhere.fifo")
+    good = len([p for p in (folder / "2015").rglob("*") if p.is_file()])
+    res = _sarise("ingest", tmp_path / "store", folder, "--workers", "1", "--no-progress",
+                  "--max-failed-fraction", "0.5", env=cli_env)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    store = ImageStore.open(tmp_path / "store")
+    assert len(store) == good
+    errors = store.errors().set_index(store.errors()["path"].str.rsplit("/", n=1).str[-1])
+    assert set(errors.index) == {"scan.png", "linked.ibw"}
+    assert errors["reason"].str.contains("not a regular file (a FIFO)", regex=False).all()
+    # search by example reads its files through the same prepare_file: refused at once
+    code = ("import sys; from pathlib import Path; from sarise.config import IngestConfig; "
+            "from sarise.ingest import prepare_file; "
+            "r = prepare_file(Path(sys.argv[1]), IngestConfig(), frozenset(), None); "
+            "print(r[1], r[-1])")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code, str(folder / "linked.ibw")],
+                         capture_output=True, text=True, timeout=60, env=cli_env)  # fmt: skip
+    assert out.stdout.startswith("failed") and "not a regular file" in out.stdout, out.stderr

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import stat
 from pathlib import Path
 from types import ModuleType
 
@@ -57,6 +59,31 @@ def _available() -> list[ModuleType]:
     return mods
 
 
+def _read_head(path: Path) -> bytes:
+    """The first bytes of a regular file; anything else (a FIFO, a device, a socket, a
+    folder, directly or through a symlink) is refused without blocking on it."""
+    if path.is_dir():
+        raise ReaderError(path, "is a folder, not a file")
+    try:
+        # non-blocking: opening a FIFO with no writer would otherwise wait forever
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ReaderError(path, f"cannot open: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ReaderError(path, "is a folder, not a file")
+        if not stat.S_ISREG(mode):
+            kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                    else "a device")  # fmt: skip
+            raise ReaderError(path, f"not a regular file ({kind}); only regular files are read")
+        return os.read(fd, _HEAD)
+    except OSError as exc:
+        raise ReaderError(path, f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
 def detect_format(path: str | Path) -> str:
     """The format of a file, from its first bytes (and its suffix where they agree).
 
@@ -66,13 +93,7 @@ def detect_format(path: str | Path) -> str:
         Unreadable, empty, or no reader recognises the content.
     """
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            head = f.read(_HEAD)
-    except IsADirectoryError:
-        raise ReaderError(path, "is a folder, not a file") from None
-    except OSError as exc:
-        raise ReaderError(path, f"cannot open: {exc.strerror or exc}") from None
+    head = _read_head(path)
     if not head:
         raise ReaderError(path, "empty file (0 bytes)")
     mods = _available()

@@ -462,17 +462,20 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
 
 
 def _command(run: Path, info: dict) -> str:
-    """The ``sarise`` command line that makes this node."""
+    """The ``sarise`` command line that makes this node, every argument shell-quoted (a
+    query holding ``$(...)`` or quotes is pasted as data, never run)."""
+    import shlex
+
     if info["parent"] is None:
-        return f"sarise project {run}"
+        return shlex.join(["sarise", "project", str(run)])
     ((kind, value),) = info["selection"].items()
-    how = " --refit" if info["how"]["method"] == "refit" else ""
     if kind == "query":
-        arg = "--query " + json.dumps(value)
+        arg = str(value)
     elif kind == "polygon":
-        arg = "--polygon '" + ";".join(f"{x},{y}" for x, y in value) + "'"
-    elif kind == "cluster":
-        arg = "--cluster " + ",".join(map(str, value))
+        arg = ";".join(f"{x},{y}" for x, y in value)
     else:
-        arg = f"--{kind} " + ",".join(map(str, value))
-    return f"sarise explore select {run} {info['parent']} {arg}{how}"
+        arg = ",".join(map(str, value))
+    words = ["sarise", "explore", "select", str(run), str(info["parent"]), f"--{kind}", arg]
+    if info["how"]["method"] == "refit":
+        words.append("--refit")
+    return shlex.join(words)
