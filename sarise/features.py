@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sarise._lock import exclusive
 from sarise._progress import progress
 from sarise._version import __version__
 from sarise.config import ExtractConfig
@@ -299,6 +300,23 @@ def _template(path: Path, n: int, attrs: dict[str, Any], num_features: int):
     return g
 
 
+def _check_same_images(out: Path, g, images, done: np.ndarray, chunk: int) -> None:
+    """Refuse features made from other images: the store was re-made from other files,
+    or another store was given (its finished chunks would be paired with the wrong ids)."""
+    n_done = int(min(len(done), math.ceil(len(images) / chunk)))
+    finished = [c for c in range(n_done) if done[c] > 0]
+    if not finished:
+        return
+    stored = images.array("image_id")[:]
+    have = g["image_id"][:]
+    for c in finished:
+        lo, hi = c * chunk, c * chunk + int(done[c])
+        if hi > len(stored) or not np.array_equal(have[lo:hi], stored[lo:hi]):
+            raise SariseError(f"{out} holds features of other images than the store's (chunk "
+                              f"{c}): the store was re-made or is another one; remove {out} "
+                              "or write to another run")  # fmt: skip
+
+
 def _extract_chunk(store_root: str, out: str, c: int, n: int, cfg_json: str, threads: int) -> int:
     """Worker task: chunk ``c`` of the image store (images ``< n``) into ``features.zarr``."""
     import zarr
@@ -360,12 +378,18 @@ def extract(
         raise SariseError(f"extract.channel {cfg.channel}: the store has {n_channels} channels")
     net, info = load_model(cfg.model)  # checks the weights; workers load their own copy
     attrs = _attrs(images, info, cfg)
+    with exclusive(out, "a feature store", beside=True):
+        return _extract_locked(out, images, n, attrs, net, cfg, client, show_progress)
+
+
+def _extract_locked(out, images, n, attrs, net, cfg, client, show_progress) -> dict[str, int]:
     g = _template(out, n, attrs, net.num_features)
     del net
     chunk = attrs["chunk"]
     n_chunks = math.ceil(n / chunk)
     done = g["done"][:]
     expected = chunk_sizes(n, chunk)
+    _check_same_images(out, g, images, done, chunk)
     todo = [c for c in range(n_chunks) if done[c] != expected[c]]
     result = {"images": n, "chunks": len(todo), "skipped": n_chunks - len(todo)}
     if not todo:

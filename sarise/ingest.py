@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob as globmod
 import logging
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sarise._lock import exclusive
 from sarise._progress import progress
 from sarise.config import IngestConfig
 from sarise.errors import SariseError
@@ -62,13 +64,16 @@ class IngestSummary:
         return "\n".join(lines)
 
 
-def list_files(sources: list[str | Path]) -> list[Path]:
+def list_files(sources: list[str | Path], errors: list | None = None) -> list[Path]:
     """Files under folders (recursively), matched by globs, or named; sorted, unique.
 
     Folder walks leave out hidden files and documents that are never images
-    (:data:`NOT_DATA`: notes, licences, sidecars); any other entry is tried and reported if
-    unreadable (FIFOs, devices and sockets among them: only regular files are read, and
-    nothing blocks on them). A named file is always kept.
+    (:data:`NOT_DATA`: notes, licences, sidecars), and never enter a sarise store, feature
+    store or run folder (one kept inside its own source folder would otherwise be
+    ingested on the next run); any other entry is tried and reported if unreadable (FIFOs,
+    devices and sockets among them: only regular files are read, and nothing blocks on
+    them). A folder that cannot be listed is appended to ``errors`` as ``(path, reason)``.
+    A named file is always kept.
     """
     found: set[Path] = set()
     for src in sources:
@@ -76,14 +81,42 @@ def list_files(sources: list[str | Path]) -> list[Path]:
         if any(ch in s for ch in "*?["):
             found.update(Path(p) for p in globmod.glob(s, recursive=True) if Path(p).is_file())
         elif Path(s).is_dir():
-            for p in Path(s).rglob("*"):
-                if p.name.startswith(".") or p.suffix.lower() in NOT_DATA:
-                    continue
-                if not p.is_dir():  # special files too: each is reported, none waited on
-                    found.add(p)
+            found.update(_walk(Path(s), errors))
         else:
             found.add(Path(s))
     return sorted(found)
+
+
+def _is_sarise_output(folder: Path, names: set[str]) -> bool:
+    """A folder sarise wrote: an image store, a Zarr store or a run (never data to ingest)."""
+    from sarise._lock import LOCK_NAME
+
+    return bool({LOCK_NAME, "zarr.json", "images.zarr", "features.zarr"} & names) or (
+        "metadata.parquet" in names and "errors.parquet" in names
+    )
+
+
+def _walk(top: Path, errors: list | None) -> list[Path]:
+    def failed(exc: OSError) -> None:
+        reason = f"cannot list folder: {exc.strerror or exc}"
+        logger.error("%s: %s", exc.filename, reason)
+        if errors is not None:
+            errors.append((str(exc.filename), reason))
+
+    out = []
+    for folder, dirs, files in os.walk(top, onerror=failed):
+        here = Path(folder)
+        if _is_sarise_output(here, set(dirs) | set(files)):
+            logger.info("%s: a sarise store or run, not walked", here)
+            dirs[:] = []
+            continue
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:  # files here include FIFOs, sockets and symlinks
+            p = here / name
+            if name.startswith(".") or p.suffix.lower() in NOT_DATA or p.is_dir():
+                continue
+            out.append(p)
+    return out
 
 
 def _select(scan, patterns: tuple[str, ...]):
@@ -198,18 +231,28 @@ def ingest(
         When more than ``max_failed_fraction`` of the files failed (after storing the rest).
     """
     from sarise.io.metadata import read_sidecar
-    from sarise.store import ImageStore
 
     cfg = config or IngestConfig()
     out = Path(out)
     if root is None and len(sources) == 1 and Path(sources[0]).is_dir():
         root = Path(sources[0])
     side = read_sidecar(sidecar) if sidecar else None
-    files = list_files(sources)
-    if not files:
+    walk_errors: list[tuple[str, str]] = []
+    files = list_files(sources, walk_errors)
+    if not files and not walk_errors:
         raise SariseError(f"no files found in {', '.join(map(str, sources))}")
     prep = {"channels": list(cfg.channels), "flatten": cfg.flatten, "clip": list(cfg.clip),
             "size": cfg.size, "fit": cfg.fit, "scale": "unit"}  # fmt: skip
+    with exclusive(out, "an image store"):
+        summary = _ingest_locked(out, files, cfg, prep, side, root, client, workers,
+                                 show_progress, walk_errors)  # fmt: skip
+    return summary
+
+
+def _ingest_locked(out, files, cfg, prep, side, root, client, workers, show_progress,
+                   walk_errors):  # fmt: skip
+    from sarise.store import ImageStore
+
     if (out / "images.zarr").exists():
         store = ImageStore.open(out)
         if store.attrs["preprocessing"] != prep:
@@ -225,12 +268,13 @@ def ingest(
     state = _Run(store, summary, side, dict.fromkeys(known, ""),
                  dict(store.errors()[["path", "reason"]].itertuples(index=False, name=None)),
                  root)  # fmt: skip
-    if client is None:
+    _record_walk_errors(walk_errors, state)
+    if batches and client is None:
         from sarise.cluster import get_client
 
         with get_client(workers=workers) as own:
             _run(own, batches, cfg, known, state, show_progress)
-    else:
+    elif batches:
         _run(client, batches, cfg, known, state, show_progress)
     logger.info("ingest summary\n%s", summary.table())
     if summary.files and summary.failed / summary.files > cfg.max_failed_fraction:
@@ -271,6 +315,21 @@ def _run(client, batches, cfg: IngestConfig, known, state: _Run, show_progress: 
                                              known_f, root_s, pure=False))  # fmt: skip
             _commit(batches[i], futures.pop(0).result(), state)
             bar.advance(len(batches[i]))
+
+
+def _record_walk_errors(walk_errors: list[tuple[str, str]], state: _Run) -> None:
+    """Folders that could not be listed: counted as failures and kept in errors.parquet."""
+    from sarise.io.metadata import store_path
+
+    rows = []
+    for path, reason in walk_errors:
+        state.summary.add("folder", "failed")
+        name = store_path(Path(path), state.root)
+        if state.reported.get(name) != reason:
+            rows.append({"path": name, "format": "folder", "reason": reason})
+            state.reported[name] = reason
+    if rows:
+        state.store.add_errors(pd.DataFrame(rows))
 
 
 def _commit(paths, results, state: _Run) -> None:

@@ -249,6 +249,16 @@ class ProjectionTree:
         out[order] = rows
         return np.asarray(image_ids), out
 
+    def features_fingerprint(self) -> str:
+        """What a node was made from: the model, the precision and the finished images' ids
+        (a grown or re-made archive gives another one)."""
+        g = self._group
+        ids = np.ascontiguousarray(g["image_id"][:], dtype=np.int64)
+        h = hashlib.sha256(ids.tobytes())
+        h.update(json.dumps([g.attrs.get("model_sha256"), g.attrs.get("precision"),
+                             g.attrs.get("version")]).encode())  # fmt: skip
+        return h.hexdigest()
+
     # -- making nodes --------------------------------------------------------------------
     def _params(self) -> dict[str, Any]:
         return {**umap_params(self.cfg), "seed": self.cfg.seed}
@@ -262,7 +272,11 @@ class ProjectionTree:
             if old["params"] != params:
                 raise SariseError(f"{self.root}/root was made with {old['params']}; remove the "
                                   "projections folder to project with other parameters")  # fmt: skip
-            return ROOT
+            if old.get("features") == self.features_fingerprint():
+                return ROOT
+            # the archive grew, or the features were re-made: the tree describes other data
+            logger.warning("%s/root was made from other features (%s images, now %d); "
+                           "projecting again", self.root, old.get("n"), len(self))  # fmt: skip
         stale = [n for n in self.ids() if n != ROOT]
         if stale or (self.root / ROOT).exists():
             # a new root (new features or parameters) invalidates every node made below it
@@ -408,14 +422,18 @@ class ProjectionTree:
                 "backend": backend, "how": how, "n": len(ids), "quality": q,
                 "seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "model_sha256": self._group.attrs.get("model_sha256"),
+                "features": self.features_fingerprint(),
                 "clusters": int(members["cluster"].max() + 1) if "cluster" in members else None}  # fmt: skip
-        tmp = self.root / f".{node}.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        members.to_parquet(tmp / "members.parquet", index=False)
-        (tmp / "node.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
-        shutil.rmtree(self.root / node, ignore_errors=True)  # a half-written node of a killed run
-        os.replace(tmp, self.root / node)
+        from sarise._lock import exclusive
+
+        with exclusive(self.root, "a projection node"):
+            tmp = self.root / f".{node}.partial"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            members.to_parquet(tmp / "members.parquet", index=False)
+            (tmp / "node.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+            shutil.rmtree(self.root / node, ignore_errors=True)  # a half-written node (killed)
+            os.replace(tmp, self.root / node)
         logger.info("projection %s: %d images in %.2f s, trustworthiness %s", node, len(ids),
                     seconds, q["trustworthiness"])  # fmt: skip
 

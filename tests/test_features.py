@@ -227,3 +227,17 @@ def test_gpu_path_matches_cpu_up_to_bfloat16():
     cos = (fc * fg).sum(1) / np.linalg.norm(fc, axis=1) / np.linalg.norm(fg, axis=1)
     assert cos.min() > 0.99
     assert (lc.argmax(1) == lg.argmax(1)).mean() > 0.9
+
+
+def test_features_of_another_store_are_refused_not_paired_with_its_ids(
+    run_dir, reference, tmp_path
+):
+    import shutil
+
+    other = tmp_path / "other"
+    write_demo_archive(other, n=22, size=96, seed=11)
+    ingest([other], tmp_path / "store", config=IngestConfig(size=128, chunk=4, fit="pad"),
+           workers=1, show_progress=False)  # fmt: skip
+    shutil.copytree(reference, tmp_path / "features.zarr")
+    with pytest.raises(SariseError, match="features of other images than the store"):
+        extract(tmp_path / "store", tmp_path / "features.zarr", show_progress=False)

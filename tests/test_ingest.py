@@ -1,3 +1,4 @@
+import os
 import shutil
 import signal
 import subprocess
@@ -171,3 +172,59 @@ def test_fifos_and_other_special_files_are_failed_never_waited_on(archive, tmp_p
     out = subprocess.run([sys.executable, "-c", code, str(folder / "linked.ibw")],
                          capture_output=True, text=True, timeout=60, env=cli_env)  # fmt: skip
     assert out.stdout.startswith("failed") and "not a regular file" in out.stdout, out.stderr
+
+
+def test_a_store_inside_its_source_folder_and_unreadable_folders(archive, tmp_path):
+    root, _ = archive
+    folder = tmp_path / "files"
+    shutil.copytree(root / "2015", folder / "2015")
+    good = len(list_files([folder]))
+    cfg = IngestConfig(chunk=4)
+    ingest([folder], folder / "store", config=cfg, workers=1, show_progress=False)
+    # the store now inside the folder is not ingested on the next run, nor is a run folder
+    (folder / "run" / "features.zarr").mkdir(parents=True)
+    (folder / "run" / "features.zarr" / "zarr.json").write_text("{}")
+    assert len(list_files([folder])) == good
+    again = ingest([folder], folder / "store", config=cfg, workers=1, show_progress=False)
+    assert again.failed == 0 and len(ImageStore.open(folder / "store")) == good
+    if os.geteuid() == 0:
+        return  # root reads any folder: no unreadable one to test with
+    (folder / "locked").mkdir()
+    (folder / "locked").chmod(0)
+    try:
+        with pytest.raises(SariseError, match="1 of"):
+            ingest([folder], folder / "store", config=cfg, workers=1, show_progress=False)
+        errors = ImageStore.open(folder / "store").errors()
+        assert errors["reason"].str.startswith("cannot list folder").any()
+    finally:
+        (folder / "locked").chmod(0o755)
+
+
+def test_two_writers_never_share_a_store(archive, tmp_path, cli_env):
+    from sarise._lock import exclusive
+
+    root, _ = archive
+    args = ("ingest", tmp_path / "s", root, "--workers", "1", "--no-progress",
+            "--max-failed-fraction", "0.5")  # fmt: skip
+    # a writer holds the store: another is refused at once, in one line naming the holder
+    with exclusive(tmp_path / "s", "an image store"):
+        refused = _sarise(*args, env=cli_env)
+    assert refused.returncode == 1 and f"pid {os.getpid()}" in refused.stderr, refused.stderr
+    assert "being written by another process" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith("sarise: error: ")
+    assert not (tmp_path / "s" / "images.zarr").exists()  # nothing was written
+    # two real ingests at once: one is refused or they run one after the other, never both
+    # writing (each numbered its Parquet parts from its own count and lost images)
+    first = subprocess.Popen([sys.executable, "-m", "sarise.cli", *map(str, args)], env=cli_env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    second = _sarise(*args, env=cli_env)
+    _, err = first.communicate(timeout=300)
+    outcomes = sorted([first.returncode, second.returncode])
+    assert outcomes in ([0, 0], [0, 1]), (err, second.stderr)
+    if outcomes == [0, 1]:
+        assert "being written by another process" in (err + second.stderr)
+    store = ImageStore.open(tmp_path / "s")
+    assert len(store) == 12 and store.metadata()["image_id"].is_unique
+    # the lock went with its holder: the next writer gets it
+    assert _sarise(*args, env=cli_env).returncode == 0

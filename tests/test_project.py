@@ -184,3 +184,31 @@ def test_report_is_one_self_contained_page(run, tree, tmp_path):
     assert {"mosaic.png", "groups.png", "map-predicted_group.png", "map-group.png"} <= set(pngs)
     assert page.count("data:image/png;base64,") == len(pngs) and 'src="http' not in page
     assert "<td>root</td>" in page and "--query &quot;group == &#x27;p4&#x27;&quot;" in page
+
+
+def test_a_grown_archive_is_projected_again_never_served_stale(wallpaper_run, tmp_path):
+    from PIL import Image
+
+    from sarise.config import IngestConfig, SymmetryConfig
+    from sarise.features import extract
+    from sarise.ingest import ingest
+    from sarise.symmetry import sample
+
+    copy = tmp_path / "run"
+    shutil.copytree(wallpaper_run, copy)
+    first = ProjectionTree(copy, ProjectConfig(seed=3))
+    first.project_root()
+    n0, made_from = first.info("root")["n"], first.info("root")["features"]
+    more = tmp_path / "more"
+    more.mkdir()
+    cfg = SymmetryConfig(size=128, motif_sources=("field",))
+    for i in range(17):
+        im = sample(1000 + i, seed=5, split="test", config=cfg, augment=False)
+        Image.fromarray((im.image * 255).round().astype(np.uint8)).save(more / f"m{i}.png")
+    ingest([more], copy / "store", config=IngestConfig(size=128, flatten="none", chunk=32),
+           workers=1, show_progress=False)  # fmt: skip
+    extract(copy / "store", copy / "features.zarr", show_progress=False)
+    again = ProjectionTree(copy, ProjectConfig(seed=3))
+    assert again.project_root() == "root"
+    assert again.info("root")["n"] == n0 + 17 == len(again.members("root"))
+    assert again.info("root")["features"] != made_from
