@@ -326,6 +326,14 @@ class IngestConfig(_Model):
     for phase, amplitude, current and STEM/TEM/optical intensities."""
     clip: Range = (0.5, 99.5)
     """Percentiles the values are clipped to (outliers) before scaling to [0, 1]."""
+
+    @field_validator("clip")
+    @classmethod
+    def _clip(cls, v):
+        if not (0.0 <= v[0] < v[1] <= 100.0):
+            raise ValueError(f"clip must be two percentiles 0 <= low < high <= 100, got {list(v)}")
+        return v
+
     size: int = Field(128, ge=16, le=4096)
     """Edge of the stored images (the model's input size)."""
     fit: Literal["crop", "pad", "tile"] = "crop"

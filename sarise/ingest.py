@@ -142,12 +142,15 @@ def _flatten(cfg: IngestConfig, fmt: str, channel) -> str:
 def _preprocess(data: np.ndarray, cfg: IngestConfig, flatten: str | None = None) -> np.ndarray:
     from sarise import preprocess as pp
 
-    a = np.asarray(data, dtype=np.float64)
+    raw = pp.check_values(data)
+    a = raw
     flatten = flatten or cfg.flatten
     if flatten == "plane":
-        a = pp.plane_flatten(a)
+        a = pp.plane_flatten(raw)
     elif flatten == "line":
-        a = pp.line_flatten(a)
+        a = pp.line_flatten(raw)
+    if a is not raw:
+        pp.check_contrast(raw, a)
     return pp.scale_unit(pp.clip_percentiles(a, *cfg.clip))
 
 

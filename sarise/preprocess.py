@@ -16,7 +16,10 @@ import numpy as np
 
 __all__ = [
     "SPM_FORMATS",
+    "FlatImageError",
     "auto_flatten",
+    "check_contrast",
+    "check_values",
     "clip_percentiles",
     "fill_nan",
     "fit_square",
@@ -32,6 +35,13 @@ __all__ = [
 SPM_FORMATS = frozenset({"ibw", "sxm", "gwy", "spm", "hdf5"})
 
 _TOPOGRAPHY = re.compile(r"height|topo|^z(?![a-z])|z[ _-]?sensor|z[ _-]?piezo", re.IGNORECASE)
+#: Signals that are never topography, whatever their unit (an oscillation amplitude is
+#: in metres too).
+_NOT_TOPOGRAPHY = re.compile(
+    r"amp|phase|current|freq|excitation|deflection|error|bias|dissipation|lateral|friction|"
+    r"potential|intensity|haadf|adf|counts|signal|drive|channel_",
+    re.IGNORECASE,
+)
 _LENGTH_UNITS = {"m", "mm", "um", "µm", "μm", "nm", "pm", "a", "å", "angstrom"}
 
 
@@ -45,7 +55,8 @@ def auto_flatten(fmt: str, channel: str, unit: str = "") -> str:
     Topography from a scanning-probe format (:data:`SPM_FORMATS`) gets ``line`` (each
     scan line's own fit), from any other format ``plane``; everything else (phase,
     amplitude, current, deflection, frequency shift, STEM/TEM and optical intensities)
-    gets ``none``.
+    gets ``none``; a signal named like amplitude, phase, current, frequency, deflection,
+    bias or intensity is never levelled, whatever its unit.
 
     >>> auto_flatten("ibw", "HeightRetrace"), auto_flatten("ibw", "Phase1Retrace")
     ('line', 'none')
@@ -53,11 +64,59 @@ def auto_flatten(fmt: str, channel: str, unit: str = "") -> str:
     ('line', 'none')
     >>> auto_flatten("tiff", "Height", "nm"), auto_flatten("image", "intensity")
     ('plane', 'none')
+    >>> auto_flatten("sxm", "OC_D1_Amplitude_fwd", "m")  # an oscillation amplitude, in m
+    'none'
+
     """
     length = unit.strip().lower() in _LENGTH_UNITS
-    if not (_TOPOGRAPHY.search(channel) or length):
+    if _NOT_TOPOGRAPHY.search(channel) or not (_TOPOGRAPHY.search(channel) or length):
         return "none"
     return "line" if fmt in SPM_FORMATS else "plane"
+
+
+class FlatImageError(ValueError):
+    """A channel without contrast (constant, or contrast at rounding level only)."""
+
+
+def check_values(image: np.ndarray, max_nonfinite: float = 0.5) -> np.ndarray:
+    """The channel as float64 with every non-finite pixel (NaN, +-inf) set to NaN, which the
+    fits and statistics below ignore; values of extreme magnitude are rescaled first, so
+    that no fit overflows.
+
+    Raises
+    ------
+    ValueError
+        More than ``max_nonfinite`` of the pixels are not finite.
+    FlatImageError
+        The finite values span no more than rounding (a constant channel, e.g. the Z of a
+        scan taken with the feedback off): stretching it to [0, 1] would store noise.
+
+    >>> check_values(np.array([[1.0, np.inf], [3.0, 4.0]])).tolist()
+    [[1.0, nan], [3.0, 4.0]]
+    """
+    a = np.array(image, dtype=np.float64)
+    ok = np.isfinite(a)
+    bad = 1.0 - ok.mean() if a.size else 1.0
+    if bad > max_nonfinite:
+        raise ValueError(f"{100 * bad:.0f}% of the pixels are not finite (NaN or infinite)")
+    a[~ok] = np.nan
+    lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+    scale = max(abs(lo), abs(hi))
+    if hi - lo <= 1e-9 * scale or hi == lo:
+        raise FlatImageError(f"flat channel: no contrast (every value {lo:.6g})")
+    if scale > 1e100 or scale < 1e-100:
+        a /= scale
+    return a
+
+
+def check_contrast(raw: np.ndarray, levelled: np.ndarray) -> None:
+    """Refuse a channel whose levelled contrast is rounding noise of its raw values (a
+    perfect plane, or a constant offset per line)."""
+    scale = float(np.nanmax(np.abs(raw)))
+    spread = float(np.nanmax(levelled) - np.nanmin(levelled))
+    if not spread > 1e-9 * scale:
+        raise FlatImageError("flat channel: no contrast left after levelling (a plane or "
+                             "per-line offsets only)")  # fmt: skip
 
 
 def plane_flatten(image: np.ndarray) -> np.ndarray:

@@ -85,12 +85,17 @@ def test_killed_ingest_resumes_to_the_same_store(archive, tmp_path, cli_env):
 
 
 def test_real_files_and_tiles(shared_data, tmp_path):
-    cfg = IngestConfig(channels=("height|^z",), fit="tile", size=128, chunk=8)
+    cfg = IngestConfig(channels=("height|^z",), fit="tile", size=128, chunk=8,
+                       max_failed_fraction=0.1)  # fmt: skip
     summary = ingest([shared_data / "pfm-h5", shared_data / "sxm"], tmp_path / "s", config=cfg,
                      root=shared_data, workers=2, show_progress=False)  # fmt: skip
-    assert summary.failed == 0 and summary.counts["hdf5"]["read"] == 13
+    assert summary.counts["hdf5"]["read"] == 13
+    # the nc-AFM scan's Z is one constant (feedback off): refused, never stretched to noise
     store = ImageStore.open(tmp_path / "s")
-    assert len(store) == 4 * 18  # 256 px scans in four 128 px tiles
+    errors = store.errors()
+    assert summary.failed == 1 and errors["path"].tolist() == ["sxm/example_nc-AFM.sxm"]
+    assert errors["reason"].iloc[0].startswith("channel Z_fwd: flat channel: no contrast")
+    assert len(store) == 4 * 17  # 256 px scans in four 128 px tiles
     corners = store.array("tile_yx")[:4].tolist()
     assert corners == [[0, 0], [0, 128], [128, 0], [128, 128]]
     meta = store.metadata()

@@ -76,3 +76,67 @@ def test_tiles_positions_cover_the_centre():
 def test_thumbnail_keeps_the_aspect():
     t = thumbnail(np.linspace(0, 1, 200 * 100).reshape(100, 200), 64)
     assert t.shape == (32, 64) and t.dtype == np.uint8 and t.max() > 250
+
+
+def test_infinite_pixels_are_masked_never_blank_the_image():
+    from sarise.config import IngestConfig
+    from sarise.ingest import _preprocess
+
+    rng = np.random.default_rng(0)
+    a = rng.random((64, 64))
+    a[rng.random((64, 64)) < 0.05] = np.inf  # 5%: nanpercentile used to give NaN -> zeros
+    a[0, :5] = -np.inf
+    a[1, :5] = np.nan
+    out = _preprocess(a, IngestConfig(flatten="none"))
+    assert np.isfinite(out).all() and out.std() > 0.2
+    ok = np.isfinite(a)
+    assert np.corrcoef(out[ok], a[ok])[0, 1] > 0.95
+    huge = rng.random((32, 32)) * 1e300  # fits of such values overflow to inf
+    assert np.isfinite(_preprocess(huge, IngestConfig(flatten="plane"))).all()
+    mostly_inf = np.where(np.arange(64) < 40, np.inf, a)  # 40 of 64 columns, plus a's own
+    with pytest.raises(ValueError, match=r"\d+% of the pixels are not finite"):
+        _preprocess(mostly_inf, IngestConfig())
+
+
+def test_flat_channels_are_refused_never_stretched():
+    from sarise.config import IngestConfig
+    from sarise.ingest import _preprocess
+    from sarise.preprocess import FlatImageError
+
+    with pytest.raises(FlatImageError, match="no contrast"):
+        _preprocess(np.full((64, 64), -6.638e-08), IngestConfig())
+    y, x = np.mgrid[:64, :64]
+    plane = 1e-9 * (3.0 + 0.01 * x - 0.02 * y)  # a perfect tilt: nothing after levelling
+    with pytest.raises(FlatImageError, match="after levelling"):
+        _preprocess(plane, IngestConfig(flatten="plane"))
+    rows = np.repeat(np.random.default_rng(1).random((64, 1)), 64, axis=1)
+    with pytest.raises(FlatImageError, match="after levelling"):
+        _preprocess(rows, IngestConfig(flatten="line"))
+    # real, small contrast is kept
+    rough = 1e-9 * (3.0 + 1e-3 * np.random.default_rng(2).random((64, 64)))
+    assert _preprocess(rough, IngestConfig(flatten="plane")).std() > 0.1
+
+
+def test_clip_percentiles_must_be_ordered():
+    from pydantic import ValidationError
+
+    from sarise.config import IngestConfig
+
+    for bad in ((99, 1), (50, 50), (-1, 99), (1, 101)):
+        with pytest.raises(ValidationError, match="clip must be two percentiles"):
+            IngestConfig(clip=bad)
+
+
+def test_flatten_auto_levels_topography_only():
+    from sarise.preprocess import auto_flatten
+
+    assert auto_flatten("ibw", "HeightRetrace", "m") == "line"
+    assert auto_flatten("hdf5", "HeightRetrace") == "line"
+    assert auto_flatten("gwy", "Topography", "m") == "line"
+    assert auto_flatten("spm", "ZSensor") == "line"
+    assert auto_flatten("tiff", "Height", "nm") == "plane"
+    for fmt, name, unit in [("ibw", "Phase1Retrace", "deg"), ("ibw", "AmplitudeRetrace", "m"),
+                            ("sxm", "Current_fwd", "A"), ("sxm", "OC_M1_Freq._Shift_fwd", "Hz"),
+                            ("tiff", "HAADF", ""), ("image", "intensity", ""),
+                            ("spm", "Deflection Error", "V")]:  # fmt: skip
+        assert auto_flatten(fmt, name, unit) == "none", name
