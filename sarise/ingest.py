@@ -168,9 +168,12 @@ def prepare_file(path: Path, cfg: IngestConfig, known: frozenset[str], root: Pat
         if sha in known:
             return fmt, "skipped", None, None, None, None, None
         scan = read_scan(path)
-        channels = [
-            _preprocess(c.data, cfg, _flatten(cfg, fmt, c)) for c in _select(scan, cfg.channels)
-        ]
+        channels = []
+        for c in _select(scan, cfg.channels):
+            try:
+                channels.append(_preprocess(c.data, cfg, _flatten(cfg, fmt, c)))
+            except ValueError as exc:  # non-finite or flat: the file fails, naming the channel
+                raise SariseError(f"channel {c.name}: {exc}") from None
         stack = np.stack(channels)
         if cfg.fit == "tile":
             per = [pp.tiles(c, cfg.size) for c in stack]
