@@ -225,7 +225,9 @@ def evaluate_cmd(
     ] = False,
     only: Annotated[
         list[str] | None,
-        typer.Option(help="Run only these of test, ood, noise, invariance (repeatable)."),
+        typer.Option(
+            help="Run only these of test, ood, noise, invariance, simulated (repeatable)."
+        ),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -236,11 +238,13 @@ def evaluate_cmd(
     started = time.time()
     cfg = load_config(config)
     report = evaluate(model, out, test=test, folder=folder, folder_mode="tile" if tile else "crop",
-                      config=cfg.evaluate, sets=only or ("test", "ood", "noise", "invariance"),
+                      config=cfg.evaluate,
+                      sets=only or ("test", "ood", "noise", "invariance", "simulated"),
                       show_progress=progress)  # fmt: skip
     _record(out.parent, "evaluate", cfg, started, [out], model_sha256=report.get("sha256"))
     for name, s in report["sets"].items():
-        typer.echo(f"{name:>14}  {s['accuracy']:.4f}  (n={s['n']})")
+        typer.echo(f"{name:>14}  {s['accuracy']:.4f}  family {s['family_accuracy']:.4f}  "
+                   f"(n={s['n']})")  # fmt: skip
     if "invariance" in report:
         typer.echo(f"{'invariance':>14}  {report['invariance']['mean_cosine']:.4f}  (mean cosine)")
     errors = report["sets"].get("folder", {}).get("errors")

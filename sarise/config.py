@@ -311,6 +311,8 @@ class EvaluateConfig(_Model):
     batch_size: int = Field(64, ge=1)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """As ``extract.precision``: bf16 where the hardware computes it natively."""
+    simulated_per_crystal: int = Field(32, ge=0)
+    """Images per crystal of the simulated atomic-resolution set (0: none)."""
 
 
 class IngestConfig(_Model):

@@ -15,11 +15,16 @@ from sarise.symmetry import GROUPS, render
 @pytest.mark.slow
 def test_report_holds_every_set(tiny_model, tiny_splits, tmp_path):
     _, model = tiny_model
-    cfg = EvaluateConfig(ood_per_group=2, invariance_per_group=1, noise=(0.1, 0.3))
+    cfg = EvaluateConfig(ood_per_group=2, invariance_per_group=1, noise=(0.1, 0.3),
+                         simulated_per_crystal=2)  # fmt: skip
     report = evaluate(model, tmp_path, test=tiny_splits / "test.zarr", config=cfg,
                       show_progress=False)  # fmt: skip
     sets = report["sets"]
-    assert list(sets) == ["test", "noise-0.1", "noise-0.3", "ood-atoms", "ood-texture"]
+    assert list(sets) == ["test", "noise-0.1", "noise-0.3", "ood-atoms", "ood-texture",
+                          "simulated"]  # fmt: skip
+    crystals = sets["simulated"]["per_crystal"]
+    assert sets["simulated"]["n"] == 12 and len(crystals) == 6
+    assert crystals["graphene"]["group"] == "p6m" and crystals["rutile-001"]["group"] == "p4g"
     assert sets["test"]["n"] == 34 and sets["ood-atoms"]["n"] == sets["ood-texture"]["n"] == 34
     assert report["precision"] in ("fp32", "bf16")
     for s in sets.values():
@@ -34,6 +39,7 @@ def test_report_holds_every_set(tiny_model, tiny_splits, tmp_path):
     assert json.loads((tmp_path / "report.json").read_text()) == report
     md = (tmp_path / "report.md").read_text()
     assert "| ood-atoms | 34 |" in md and "Embedding invariance" in md
+    assert "| SrTiO3-001 | p4m | 2 |" in md
     for name in sets:
         with Image.open(tmp_path / f"confusion-{name}.png") as im:
             assert im.size[0] > 500
