@@ -233,3 +233,22 @@ def test_two_writers_never_share_a_store(archive, tmp_path, cli_env):
     assert len(store) == 12 and store.metadata()["image_id"].is_unique
     # the lock went with its holder: the next writer gets it
     assert _sarise(*args, env=cli_env).returncode == 0
+
+
+def test_file_names_that_are_not_utf8_are_stored_escaped_with_the_rest(archive, tmp_path):
+    root, _ = archive
+    folder = tmp_path / "files"
+    shutil.copytree(root / "2016", folder / "2016")
+    src = next(p for p in (folder / "2016").rglob("*.png"))
+    odd = os.path.join(os.fsencode(folder), b"caf\xe9 \xff.png")  # Latin-1 bytes, not UTF-8
+    shutil.copyfile(src, odd)
+    os.remove(src)  # not a duplicate of a stored file: the odd one must land itself
+    n = len(list_files([folder]))
+    summary = ingest([folder], tmp_path / "store", config=IngestConfig(chunk=4), workers=1,
+                     show_progress=False)  # fmt: skip
+    assert summary.failed == 0
+    meta = ImageStore.open(tmp_path / "store").metadata()
+    assert len(meta) == n and "caf\\xe9 \\xff.png" in meta["path"].tolist()
+    again = ingest([folder], tmp_path / "store", config=IngestConfig(chunk=4), workers=1,
+                   show_progress=False)  # fmt: skip
+    assert again.failed == 0 and again.images == 0  # a rerun skips it like any other

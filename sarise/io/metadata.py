@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,22 @@ def _json_safe(value: Any) -> Any:
 
 def store_path(path: str | Path, root: str | Path | None) -> str:
     """How the store names a file: relative to ``root`` when inside it (as sidecars name
-    files), else the path as given."""
+    files), else the path as given. A name that is not valid UTF-8 (bytes from another
+    encoding) keeps its undecodable bytes escaped as ``\\xNN``: Parquet holds UTF-8 only.
+
+    >>> store_path(os.fsdecode(b"scans/caf\\xe9.png"), None)
+    'scans/caf\\\\xe9.png'
+    """
     path = Path(path)
     if root is not None and path.is_relative_to(root):
-        return path.relative_to(root).as_posix()
-    return path.as_posix()
+        name = path.relative_to(root).as_posix()
+    else:
+        name = path.as_posix()
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        name = os.fsencode(name).decode("utf-8", errors="backslashreplace")
+    return name
 
 
 def metadata_row(scan: Scan, *, root: str | Path | None = None, sha256: str | None = None):
