@@ -297,8 +297,8 @@ class _Parser:
             self.take()
             if op == "matches":
                 try:
-                    re.compile(t.value)
-                except re.error as exc:
+                    _regex(t.value)
+                except ValueError as exc:
                     raise QueryError(
                         f"invalid regular expression ({exc})", self.text, t.pos
                     ) from None
@@ -412,9 +412,25 @@ class _Evaluator:
             if node.op == "contains":
                 needle = node.pattern.lower()
                 return np.array([v is not None and needle in v.lower() for v in texts], bool)
-            rx = re.compile(node.pattern)
+            rx = _regex(node.pattern)
             return np.array([v is not None and rx.search(v) is not None for v in texts], bool)
         raise TypeError(node)  # pragma: no cover
+
+
+def _regex(pattern: str):
+    """A compiled RE2 pattern: matching takes time linear in the text whatever the pattern
+    (``(a+)+X$`` cannot hang), and no backreferences or lookarounds. Raises ValueError."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # the error is raised here, not printed by the C++ library
+    try:
+        return re2.compile(pattern, options)
+    except Exception as exc:  # re2.error, or an overflow in a repetition count
+        msg = exc.args[0] if exc.args else type(exc).__name__
+        if isinstance(msg, bytes):
+            msg = msg.decode("utf-8", "replace")
+        raise ValueError(str(msg)) from None
 
 
 def _texts(col: pd.Series) -> list[str | None]:

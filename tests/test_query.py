@@ -163,3 +163,18 @@ def test_generated_queries_print_parse_and_evaluate_like_a_reference(tree):
     assert str(again) == text  # canonical text round-trips
     got = filter_table(ROWS, text).tolist()
     assert got == [_ref(tree, i) for i in range(len(ROWS))], text
+
+
+def test_catastrophic_patterns_run_in_linear_time_and_unsupported_ones_are_one_line_errors():
+    import time
+
+    long = pd.DataFrame({"path": ["a" * 30_000, "b", None]})
+    t0 = time.perf_counter()
+    got = filter_table(long, "path matches '(a+)+X$'")  # exponential in a backtracking engine
+    assert not got.any() and time.perf_counter() - t0 < 5.0
+    assert filter_table(long, "path matches '^a{3}'").sum() == 1
+    for bad, what in (("(a)\\\\1", "invalid escape"), ("(?=x)", "invalid perl operator"),
+                      ("a{1001}", "invalid repetition size")):  # fmt: skip
+        with pytest.raises(QueryError, match=what) as err:
+            filter_table(long, f"path matches '{bad}'")
+        assert err.value.pos == 13 and "b'" not in err.value.message
