@@ -94,8 +94,11 @@ def _tokens(text: str) -> list[_Tok]:
         elif kind == "string":
             out.append(_Tok("string", s, pos, re.sub(r"\\(.)", r"\1", s[1:-1])))
         elif kind == "number":
-            v = float(s)
-            out.append(_Tok("number", s, pos, int(v) if re.fullmatch(r"[-+]?\d+", s) else v))
+            # integers exactly (an int64 image id has more digits than a float holds)
+            v = int(s) if re.fullmatch(r"[-+]?\d+", s) else float(s)
+            if isinstance(v, int) and not -(2**63) <= v < 2**63:
+                raise QueryError(f"integer {s} is outside the 64-bit range", text, pos)
+            out.append(_Tok("number", s, pos, v))
         elif kind == "date":
             try:
                 out.append(_Tok("date", s, pos, datetime.fromisoformat(s)))

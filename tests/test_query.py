@@ -178,3 +178,14 @@ def test_catastrophic_patterns_run_in_linear_time_and_unsupported_ones_are_one_l
         with pytest.raises(QueryError, match=what) as err:
             filter_table(long, f"path matches '{bad}'")
         assert err.value.pos == 13 and "b'" not in err.value.message
+
+
+def test_int64_ids_compare_exactly_and_out_of_range_integers_are_errors():
+    ids = np.array([4525249593443076188, 4525249593443076189, -9136935611870451747], np.int64)
+    t = pd.DataFrame({"image_id": ids})
+    assert filter_table(t, "image_id in [4525249593443076188]").tolist() == [True, False, False]
+    assert filter_table(t, "image_id == -9136935611870451747").tolist() == [False, False, True]
+    assert filter_table(t, "image_id > 4525249593443076188").tolist() == [False, True, False]
+    with pytest.raises(QueryError, match="outside the 64-bit range") as err:
+        filter_table(t, "image_id == 99999999999999999999")
+    assert err.value.pos == 12
