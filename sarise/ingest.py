@@ -264,6 +264,10 @@ def _ingest_locked(out, files, cfg, prep, side, root, client, workers, show_prog
         if store.attrs["preprocessing"] != prep:
             raise SariseError(f"{out} was made with other preprocessing: "
                               f"{store.attrs['preprocessing']}; use another folder")  # fmt: skip
+        if store.attrs.get("thumbnail", cfg.thumbnail) != cfg.thumbnail:
+            raise SariseError(f"{out} holds {store.attrs['thumbnail']} px thumbnails, "
+                              f"ingest.thumbnail is {cfg.thumbnail}; use the same or another "
+                              "folder")  # fmt: skip
     else:
         store = ImageStore.create(out, channels=[f"c{i}:{p}" for i, p in enumerate(cfg.channels)],
                                   size=cfg.size, dtype=cfg.dtype, chunk=cfg.chunk,
@@ -271,9 +275,11 @@ def _ingest_locked(out, files, cfg, prep, side, root, client, workers, show_prog
     known = frozenset(store.known_sha256())
     summary = IngestSummary()
     batches = [files[i : i + cfg.chunk] for i in range(0, len(files), cfg.chunk)]
+    from sarise.io.metadata import store_path
+
     state = _Run(store, summary, side, dict.fromkeys(known, ""),
                  dict(store.errors()[["path", "reason"]].itertuples(index=False, name=None)),
-                 root)  # fmt: skip
+                 root, frozenset(store_path(f, root) for f in files))  # fmt: skip
     _record_walk_errors(walk_errors, state)
     if batches and client is None:
         from sarise.cluster import get_client
@@ -303,6 +309,7 @@ class _Run:
     seen: dict[str, str]
     reported: dict[str, str]
     root: Path | None
+    paths: frozenset[str] = frozenset()  # every file of the run, as the store names them
 
 
 def _run(client, batches, cfg: IngestConfig, known, state: _Run, show_progress: bool) -> None:
@@ -370,7 +377,7 @@ def _commit(paths, results, state: _Run) -> None:
     if images:
         table = pd.DataFrame(rows)
         if side is not None:
-            table = join_sidecar(table, side)
+            table = join_sidecar(table, side, state.paths)
         store.append(np.concatenate(images), table, tile_yx=np.concatenate(corners),
                      thumbnails=np.concatenate(thumbs))  # fmt: skip
         summary.images += len(table)

@@ -120,6 +120,9 @@ def test_listing_and_refusals(archive, tmp_path):
            workers=1, show_progress=False)  # fmt: skip
     with pytest.raises(SariseError, match="other preprocessing"):
         ingest([root], tmp_path / "s", config=IngestConfig(size=64), workers=1)
+    # a different thumbnail size would crop the stored thumbnails: refused
+    with pytest.raises(SariseError, match=r"holds 64 px thumbnails, ingest\.thumbnail is 32"):
+        ingest([root], tmp_path / "s", config=IngestConfig(size=32, thumbnail=32), workers=1)
     shutil.rmtree(tmp_path / "s")
 
 

@@ -130,16 +130,22 @@ def read_sidecar(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def join_sidecar(rows: pd.DataFrame, sidecar: pd.DataFrame) -> pd.DataFrame:
+def join_sidecar(rows: pd.DataFrame, sidecar: pd.DataFrame, paths=None) -> pd.DataFrame:
     """Add the sidecar's columns to ``rows`` by path: exact paths first, then globs.
 
-    ``material``, ``sample`` and ``date`` in the sidecar fill those columns where the file
-    itself said nothing; other sidecar columns are added as they are.
+    Every key is first taken as an exact path (``scan[1].ibw`` names that file); only a
+    key that is no file's exact path and holds ``*``, ``?`` or ``[`` is a glob
+    (``fnmatch``: ``2019/*.ibw``, ``run_[0-9].sxm``), the first matching glob in sidecar
+    order winning (``paths``, all the files of a run when ``rows`` is one batch of them,
+    decides which keys are exact paths). ``material``, ``sample`` and ``date`` in the sidecar fill those columns
+    where the file itself said nothing; other sidecar columns are added as they are.
     """
     out = rows.copy()
     extra = [c for c in sidecar.columns if c != "path"]
-    exact = {r["path"]: r for r in sidecar.to_dict("records") if not _is_glob(r["path"])}
-    globs = [r for r in sidecar.to_dict("records") if _is_glob(r["path"])]
+    records = sidecar.to_dict("records")
+    exact = {r["path"]: r for r in records}
+    names = set(out["path"]) | set(paths or ())  # ``paths``: every file of the run
+    globs = [r for r in records if _is_glob(r["path"]) and r["path"] not in names]
     matched = []
     for p in out["path"]:
         row = exact.get(p) or next((g for g in globs if fnmatch.fnmatchcase(p, g["path"])), None)

@@ -60,3 +60,14 @@ def test_bad_sidecars_are_named(tmp_path):
     bad.write_text("just: a mapping\n")
     with pytest.raises(SariseError, match="list of mappings"):
         read_sidecar(bad)
+
+
+def test_sidecar_keys_with_brackets_are_exact_paths_first(tmp_path):
+    import pandas as pd
+
+    side = tmp_path / "side.csv"
+    side.write_text("path,grower\nscan[1].ibw,exact\nscan[0-9].ibw,pattern\n")
+    rows = pd.DataFrame({"path": ["scan[1].ibw", "scan1.ibw", "scan2.ibw", "other.ibw"]})
+    out = join_sidecar(rows, read_sidecar(side))
+    # "scan[1].ibw" names that file; as a glob it would have matched scan1.ibw instead
+    assert out["grower"].tolist() == ["exact", "pattern", "pattern", None]
