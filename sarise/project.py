@@ -132,9 +132,13 @@ def fit_umap(
 
     import umap
 
+    if len(x) < 3:
+        raise SariseError(f"{len(x)} images: a projection needs at least 3")
     kwargs: dict[str, Any] = {}
     if init is not None:
         kwargs["init"] = np.asarray(init, np.float64)
+    elif len(x) < 8:  # the spectral layout needs more points than its eigenvectors
+        kwargs["init"] = "random"
     if knn is not None:
         kwargs["precomputed_knn"] = (knn[0], knn[1], None)
     with warnings.catch_warnings():  # n_jobs=1 with a seed; precomputed knn without an index

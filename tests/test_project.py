@@ -212,3 +212,15 @@ def test_a_grown_archive_is_projected_again_never_served_stale(wallpaper_run, tm
     assert again.project_root() == "root"
     assert again.info("root")["n"] == n0 + 17 == len(again.members("root"))
     assert again.info("root")["features"] != made_from
+
+
+def test_tiny_sets_project_or_fail_in_one_line():
+    from sarise.project import fit_umap, umap_params
+
+    params = umap_params(ProjectConfig())
+    x = np.random.default_rng(0).random((7, 32)).astype(np.float32)
+    for n in (3, 4, 7):  # the spectral layout failed below 8 points (k >= N)
+        coords = fit_umap(x[:n], params, seed=0).embedding_
+        assert coords.shape == (n, 2) and np.isfinite(coords).all()
+    with pytest.raises(SariseError, match="2 images: a projection needs at least 3"):
+        fit_umap(x[:2], params, seed=0)
