@@ -200,9 +200,14 @@ class BoolOp:
 Node = Union[Compare, In, Between, IsNull, Text, Not, BoolOp]  # noqa: UP007
 
 
+#: Deepest nesting of parentheses and 'not' a query may use.
+MAX_DEPTH = 100
+
+
 class _Parser:
     def __init__(self, text: str):
         self.text, self.toks, self.i = text, _tokens(text), 0
+        self.depth = 0
 
     @property
     def tok(self) -> _Tok:
@@ -244,14 +249,23 @@ class _Parser:
         return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
 
     def not_(self) -> Node:
-        if self.accept("kw", "not"):
-            return Not(self.not_())
-        if self.accept("punct", "("):
-            node = self.or_()
-            if not self.accept("punct", ")"):
-                self.error("')'")
-            return node
-        return self.test()
+        start = self.tok
+        if self.tok.kind in ("kw", "punct") and self.tok.text in ("not", "("):
+            self.depth += 1  # parentheses and 'not's nest by recursion: bounded
+            if self.depth > MAX_DEPTH:
+                raise QueryError(f"nested more than {MAX_DEPTH} deep", self.text, start.pos)
+        try:
+            if self.accept("kw", "not"):
+                return Not(self.not_())
+            if self.accept("punct", "("):
+                node = self.or_()
+                if not self.accept("punct", ")"):
+                    self.error("')'")
+                return node
+            return self.test()
+        finally:
+            if start.kind in ("kw", "punct") and start.text in ("not", "("):
+                self.depth -= 1
 
     def value(self) -> Any:
         t = self.tok

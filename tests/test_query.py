@@ -189,3 +189,12 @@ def test_int64_ids_compare_exactly_and_out_of_range_integers_are_errors():
     with pytest.raises(QueryError, match="outside the 64-bit range") as err:
         filter_table(t, "image_id == 99999999999999999999")
     assert err.value.pos == 12
+
+
+def test_deep_nesting_is_a_positioned_error_not_a_recursion_crash():
+    t = pd.DataFrame({"x": [1, 2]})
+    assert filter_table(t, "(" * 50 + "x == 1" + ")" * 50).tolist() == [True, False]
+    for text in ("(" * 10_000 + "x == 1" + ")" * 10_000, "not " * 10_000 + "x == 1"):
+        with pytest.raises(QueryError, match="nested more than 100 deep") as err:
+            filter_table(t, text)
+        assert err.value.pos in (100, 400)
