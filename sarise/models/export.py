@@ -144,9 +144,26 @@ def load_model(
     info : dict
         The description: ``classes``, ``normalization``, ``image_size``, ``sha256``, ...
     """
+    path = Path(path) if path is not None else pretrained_path()
+    try:
+        return _load_model(path, device, verify)
+    except SariseError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, OSError,
+            IndexError) as exc:  # fmt: skip
+        # a tampered or truncated file: missing keys, wrong types, a bad header
+        what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise SariseError(f"{path}: not a usable sarise model ({type(exc).__name__}: "
+                          f"{what[:200]})") from None  # fmt: skip
+    except Exception as exc:  # safetensors' own error types
+        if type(exc).__module__.split(".")[0] in ("safetensors", "builtins"):
+            raise SariseError(f"{path}: not a usable sarise model ({exc})") from None
+        raise
+
+
+def _load_model(path: Path, device, verify: bool) -> tuple[ResNet, dict[str, Any]]:
     from safetensors.torch import load_file
 
-    path = Path(path) if path is not None else pretrained_path()
     if path.suffix == ".ckpt":
         from sarise.train import load_checkpoint
 
@@ -164,10 +181,15 @@ def load_model(
         if verify and file_sha256(path) != info["sha256"]:
             raise SariseError(f"{path}: sha256 differs from its description (corrupt or replaced)")
         state = load_file(path)
+    if not isinstance(info.get("model"), dict) or not isinstance(info.get("classes"), list):
+        raise SariseError(f"{path}: the description lacks 'model' or 'classes'")
     model = create_model(**info["model"], num_classes=len(info["classes"]))
     try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v
                                for k, v in state.items()})  # fmt: skip
     except RuntimeError as exc:
-        raise SariseError(f"{path}: weights do not fit {info['model']}: {exc}") from None
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        first = next((ln for ln in lines[1:] if ln), lines[0] if lines else "")
+        more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+        raise SariseError(f"{path}: weights do not fit {info['model']}: {first}{more}") from None
     return model.to(device).eval(), info

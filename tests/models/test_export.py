@@ -86,3 +86,51 @@ def test_export_holds_no_pickle(tiny_model):
         assert f.metadata()["format"] == "sarise-model/1"
     assert "fc.weight" in keys and "conv1.weight" in keys
     assert not any(k.startswith("model.") for k in keys)
+
+
+def _tampered(tmp_path, name, info=None, weights=None):
+    import hashlib
+    import json as _json
+
+    from sarise.models import pretrained_path
+
+    src = pretrained_path()
+    data = src.read_bytes() if weights is None else weights(src.read_bytes())
+    dst = tmp_path / f"{name}.safetensors"
+    dst.write_bytes(data)
+    meta = _json.loads(src.with_suffix(".json").read_text())
+    meta["sha256"] = hashlib.sha256(data).hexdigest()  # tampered with a matching sha256
+    meta = info(meta) if info else meta
+    dst.with_suffix(".json").write_text(_json.dumps(meta))
+    return dst
+
+
+def test_corrupt_or_tampered_models_are_one_line_errors(tmp_path):
+    import pytest
+
+    from sarise.errors import SariseError
+    from sarise.models import load_model
+
+    cases = {
+        "no-model": (lambda m: {k: v for k, v in m.items() if k != "model"}, None),
+        "model-a-string": (lambda m: {**m, "model": "resnet18"}, None),
+        "no-classes": (lambda m: {k: v for k, v in m.items() if k != "classes"}, None),
+        "a-list": (lambda m: [m], None),
+        "other-width": (lambda m: {**m, "model": {**m["model"], "width": 16}}, None),
+        "unknown-arch": (lambda m: {**m, "model": {**m["model"], "arch": "vit"}}, None),
+        "bad-kwarg": (lambda m: {**m, "model": {**m["model"], "depth": 3}}, None),
+        "truncated": (None, lambda b: b[: len(b) // 2]),
+        "bad-header": (None, lambda b: b"\xff" * 8 + b[8:]),
+        "empty": (None, lambda b: b""),
+    }
+    for name, (info, weights) in cases.items():
+        path = _tampered(tmp_path, name, info, weights)
+        with pytest.raises(SariseError) as err:
+            load_model(path)
+        msg = str(err.value)
+        assert str(path) in msg or path.with_suffix(".json").name in msg, (name, msg)
+        assert "\n" not in msg, (name, msg)
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(SariseError, match=r"garbage\.ckpt"):
+        load_model(garbage)
