@@ -464,10 +464,8 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
 def _command(run: Path, info: dict) -> str:
     """The ``sarise`` command line that makes this node, every argument shell-quoted (a
     query holding ``$(...)`` or quotes is pasted as data, never run)."""
-    import shlex
-
     if info["parent"] is None:
-        return shlex.join(["sarise", "project", str(run)])
+        return " ".join(map(_quote, ["sarise", "project", str(run)]))
     ((kind, value),) = info["selection"].items()
     if kind == "query":
         arg = str(value)
@@ -478,4 +476,18 @@ def _command(run: Path, info: dict) -> str:
     words = ["sarise", "explore", "select", str(run), str(info["parent"]), f"--{kind}", arg]
     if info["how"]["method"] == "refit":
         words.append("--refit")
-    return shlex.join(words)
+    return " ".join(map(_quote, words))
+
+
+def _quote(word: str) -> str:
+    """A shell word: as it is when plain, in double quotes when only quotes and spaces need
+    it (a query reads as typed), else single-quoted by :func:`shlex.quote` (nothing in
+    ``$(...)``, backticks or backslashes can run or expand)."""
+    import shlex
+
+    quoted = shlex.quote(word)
+    if quoted == word:
+        return word
+    if not any(ch in word for ch in '"$`\\!'):
+        return f'"{word}"'
+    return quoted
