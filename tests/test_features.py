@@ -241,3 +241,12 @@ def test_features_of_another_store_are_refused_not_paired_with_its_ids(
     shutil.copytree(reference, tmp_path / "features.zarr")
     with pytest.raises(SariseError, match="features of other images than the store"):
         extract(tmp_path / "store", tmp_path / "features.zarr", show_progress=False)
+
+
+def test_workers_keep_glibcs_dynamic_malloc_thresholds():
+    # Dask's MALLOC_TRIM_THRESHOLD_=65536 halved torch's CPU throughput in every worker
+    with get_client(workers=1) as client:
+        env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        threads = client.run(lambda: os.environ.get("OMP_NUM_THREADS"))
+    assert set(env.values()) == {None}
+    assert set(threads.values()) == {"1"}  # Dask's other worker settings are kept
