@@ -279,7 +279,7 @@ def evaluate(
         "sets": {},
     }
 
-    def run(name: str, images, labels, describe: str) -> None:
+    def run(name: str, images, labels, describe: str) -> np.ndarray:
         logits, _ = predict(model, images, cfg.batch_size, cfg.precision)
         res = _scores(labels, logits, classes)
         res["description"] = describe
@@ -289,6 +289,7 @@ def evaluate(
                         out / f"confusion-{name}.png")  # fmt: skip
         logger.info("%s: accuracy %.4f (lattice family %.4f) on %d images", name,
                     res["accuracy"], res["family_accuracy"], res["n"])  # fmt: skip
+        return logits
 
     steps: list[tuple[str, Callable[[], None]]] = []
     test_data: dict[str, np.ndarray] = {}
@@ -336,9 +337,8 @@ def evaluate(
 
             x, groups, crystals = simulated_set(cfg.simulated_per_crystal, 128, seed=sym.seed)
             labels = np.array([classes.index(g) for g in groups])
-            run("simulated", x, labels, "simulated atomic-resolution images of real crystal "
-                "projections (shot noise, scan distortions), 128 px")  # fmt: skip
-            logits, _ = predict(model, x, cfg.batch_size, cfg.precision)
+            logits = run("simulated", x, labels, "simulated atomic-resolution images of real "
+                         "crystal projections (shot noise, scan distortions), 128 px")  # fmt: skip
             pred = logits.argmax(1)
             per = {}
             for name in dict.fromkeys(crystals):

@@ -19,13 +19,14 @@ import numpy as np
 
 from sarise.config import AugmentConfig
 
-__all__ = ["EFFECTS", "drift_matrix", "imaging_effects"]
+__all__ = ["EFFECTS", "between", "drift_matrix", "imaging_effects"]
 
 #: The effects applied after rendering, in order, as recorded per image (0: not applied).
 EFFECTS = ("background", "defects", "shot_noise", "line_jitter", "gamma", "invert", "clip")
 
 
-def _between(rng: np.random.Generator, bounds) -> float:
+def between(rng: np.random.Generator, bounds) -> float:
+    """A strength drawn uniformly from ``bounds``."""
     return bounds[0] + (bounds[1] - bounds[0]) * rng.random()
 
 
@@ -104,13 +105,13 @@ def imaging_effects(
     strengths = dict.fromkeys(EFFECTS, 0.0)
     img = np.asarray(img, dtype=np.float64)
     if rng.random() < aug.background.p:
-        strengths["background"] = _between(rng, aug.background.range)
+        strengths["background"] = between(rng, aug.background.range)
         img = img + _background(rng, size, strengths["background"] * spread)
     if rng.random() < aug.defects.p:
-        strengths["defects"] = _between(rng, aug.defects.range)
+        strengths["defects"] = between(rng, aug.defects.range)
         img = _defects(rng, img, strengths["defects"], cell_px, spread)
     if rng.random() < aug.shot_noise.p:
-        dose = _between(rng, aug.shot_noise.range)
+        dose = between(rng, aug.shot_noise.range)
         strengths["shot_noise"] = dose
         lo, hi = float(img.min()), float(img.max())
         if hi > lo and dose > 0:
@@ -118,10 +119,10 @@ def imaging_effects(
             noisy = counts + np.sqrt(counts) * rng.standard_normal(img.shape)
             img = lo + noisy * ((hi - lo) / dose)
     if rng.random() < aug.line_jitter.p:
-        strengths["line_jitter"] = _between(rng, aug.line_jitter.range)
+        strengths["line_jitter"] = between(rng, aug.line_jitter.range)
         img = _line_jitter(rng, img, strengths["line_jitter"])
     if rng.random() < aug.gamma.p:
-        magnitude = _between(rng, aug.gamma.range)
+        magnitude = between(rng, aug.gamma.range)
         log2k = magnitude if rng.random() < 0.5 else -magnitude
         strengths["gamma"] = log2k
         k = 2.0**log2k
@@ -133,7 +134,7 @@ def imaging_effects(
         strengths["invert"] = 1.0
         img = -img
     if rng.random() < aug.clip.p:
-        fraction = _between(rng, aug.clip.range)
+        fraction = between(rng, aug.clip.range)
         strengths["clip"] = fraction
         flat = np.sort(img, axis=None)
         m = min(int(fraction * flat.size), flat.size - 2)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from sarise.config import MOTIF_SOURCES, SPLITS, SymmetryConfig
-from sarise.symmetry._effects import EFFECTS, drift_matrix, imaging_effects
+from sarise.symmetry._effects import EFFECTS, between, drift_matrix, imaging_effects
 from sarise.symmetry._groups import GROUPS, PlaneGroup, get_group
 from sarise.symmetry._lattice import Lattice, sample_lattice
 from sarise.symmetry._motifs import atoms_motif, field_motif, natural_motif, texture_motif
@@ -330,7 +330,7 @@ def _draw(
     aug = config.augment
     noise = blur = lines = 0.0
     if augment and rng.random() < aug.blur.p:
-        blur = _between(rng, aug.blur.range)
+        blur = between(rng, aug.blur.range)
         raster = symmetrise(blur_raster(raster, lat.basis, blur), group)
 
     rotation = 360.0 * rng.random() if config.rotate else 0.0
@@ -338,7 +338,7 @@ def _draw(
     basis = np.array([[c, -s], [s, c]]) @ lat.basis
     drift = 0.0
     if augment and aug.drift.p > 0 and rng.random() < aug.drift.p:
-        drift = _between(rng, aug.drift.range)
+        drift = between(rng, aug.drift.range)
         basis = drift_matrix(rng, drift) @ basis
     phase = rng.random(2)
     origin = -(basis @ phase)
@@ -355,10 +355,10 @@ def _draw(
     if augment:
         spread = float(clean.std())
         if rng.random() < aug.scan_lines.p:
-            lines = _between(rng, aug.scan_lines.range)
+            lines = between(rng, aug.scan_lines.range)
             img = img + _scan_line_offsets(rng, size, lines * spread)[:, None]
         if rng.random() < aug.noise.p:
-            noise = _between(rng, aug.noise.range)
+            noise = between(rng, aug.noise.range)
             img = img + (noise * spread) * rng.standard_normal((size, size), dtype=np.float32)
         img, effects = imaging_effects(img, rng, aug, cell_px=lat.cell_px, spread=spread)
     else:
@@ -389,10 +389,6 @@ def _draw(
         _raster=raster,
         _scale=(lo, scale),
     )
-
-
-def _between(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
-    return bounds[0] + (bounds[1] - bounds[0]) * rng.random()
 
 
 def _scan_line_offsets(rng: np.random.Generator, n: int, amplitude: float) -> np.ndarray:
