@@ -142,10 +142,40 @@ def read_records(run: str | Path) -> dict[str, dict]:
     out = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            out[path.stem] = json.loads(path.read_text())
+            record = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             out[path.stem] = {"stage": path.stem, "error": f"unreadable record: {exc}"}
+            continue
+        problem = _malformed(record)
+        out[path.stem] = record if problem is None else {
+            "stage": path.stem, "error": f"malformed record {path.name}: {problem}"}  # fmt: skip
     return out
+
+
+#: The fields :func:`format_info` and :func:`run_info` read, and their JSON types.
+_FIELDS = {"command": str, "started": str, "seconds": (int, float), "host": str,
+           "config_sha256": str, "model_sha256": (str, type(None)),
+           "slurm_job_id": (str, int, type(None)), "seeds": dict, "packages": dict}  # fmt: skip
+
+
+def _malformed(record: Any) -> str | None:
+    """What is wrong with a record read back (None when it has the shape it is written in)."""
+    if not isinstance(record, dict):
+        return f"a JSON {type(record).__name__}, not an object"
+    for key in ("command", "started", "seconds", "host"):
+        if key not in record:
+            return f"no {key!r}"
+    for key, kinds in _FIELDS.items():
+        value = record.get(key)
+        if key in record and (not isinstance(value, kinds) or isinstance(value, bool)):
+            return f"{key!r} is a JSON {type(value).__name__}"
+    if not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in record.get("seeds", {}).values()
+    ):
+        return "'seeds' holds a value that is not an integer"
+    if not all(isinstance(v, str) for v in record.get("packages", {}).values()):
+        return "'packages' holds a version that is not text"
+    return None
 
 
 def _contents(run: Path) -> dict[str, Any]:
@@ -159,13 +189,15 @@ def _contents(run: Path) -> dict[str, Any]:
             out[f"symmetry.{split}"] = {"images": int(zarr.open_array(path / "images").shape[0])}
     info = run / "model" / "model.json"
     if info.is_file():
-        model = json.loads(info.read_text())
-        out["model"] = {"sha256": model.get("sha256"), "arch": model.get("model", {}).get("arch")}
+        model = _json_object(info)
+        arch = model.get("model", {}).get("arch") if isinstance(model.get("model"), dict) else None
+        out["model"] = {"sha256": model.get("sha256"), "arch": arch}
     if (run / "store").is_dir():
         from sarise.store import ImageStore
 
-        store = ImageStore.open(run / "store")
-        out["store"] = {"images": len(store), "failed": len(store.errors())}
+        store = ImageStore.open(run / "store", mode="r")  # reading never changes a store
+        out["store"] = {"images": len(store), "failed": len(store.errors()),
+                        "retired": len(store.retired())}  # fmt: skip
     if (run / "features.zarr").is_dir():
         group = zarr.open_group(run / "features.zarr", mode="r")
         attrs = dict(group.attrs)
@@ -178,9 +210,22 @@ def _contents(run: Path) -> dict[str, Any]:
         out["projections"] = {"nodes": sum(1 for p in nodes.glob("*/node.json"))}
     index = run / "index" / "index.json"
     if index.is_file():
-        meta = json.loads(index.read_text())
+        meta = _json_object(index)
         out["index"] = {"images": meta.get("n"), "kind": meta.get("kind")}
     return out
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """A JSON object file, or a SariseError naming the file."""
+    from sarise.errors import SariseError
+
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SariseError(f"{path}: unreadable JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise SariseError(f"{path}: a JSON {type(value).__name__}, not an object")
+    return value
 
 
 def run_info(run: str | Path) -> dict[str, Any]:

@@ -8,6 +8,10 @@
 - ``metadata.parquet/``: one Parquet part per commit, one row per stored image in image
   order (strings live here, never in Zarr).
 - ``errors.parquet/``: the files that could not be ingested, with the reason.
+- ``retired.parquet/``: images whose file changed or is gone (``image_id``, ``path``,
+  ``reason``: ``replaced`` or ``removed``; a row with no reason restores the image). The
+  images stay in the arrays, so features stay aligned and nothing is lost; projections and
+  the search index leave retired images out (:meth:`ImageStore.live`).
 
 One writer appends. An append writes the arrays first, then renames its metadata part into
 place: that rename is the commit. Opening a store cuts arrays back to the committed length,
@@ -30,6 +34,7 @@ from sarise.errors import SariseError
 __all__ = ["SCHEMA_VERSION", "ImageStore", "image_id"]
 
 SCHEMA_VERSION = 1
+RETIRED = "retired.parquet"
 
 
 def image_id(sha256: str, tile: int = 0) -> int:
@@ -138,6 +143,24 @@ class ImageStore:
         table = table.drop_duplicates("path", keep="last")
         return table[table["reason"].notna()].reset_index(drop=True)
 
+    def retired(self) -> pd.Series:
+        """Why each retired image is retired (``replaced``, ``removed``), by image id."""
+        table = _read_parts(sorted((self.root / RETIRED).glob("part-*.parquet")))
+        if table.empty:
+            return pd.Series([], index=pd.Index([], dtype="int64", name="image_id"), dtype=object,
+                             name="reason")  # fmt: skip
+        table = table.drop_duplicates("image_id", keep="last")
+        table = table[table["reason"].notna()]
+        return table.set_index("image_id")["reason"].astype(object)
+
+    def live(self, n: int | None = None) -> np.ndarray:
+        """Whether each of the first ``n`` images (all by default) is live (not retired)."""
+        n = len(self) if n is None else n
+        retired = self.retired()
+        if retired.empty:
+            return np.ones(n, bool)
+        return ~np.isin(self.array("image_id")[:n], retired.index.to_numpy(np.int64))
+
     def known_sha256(self) -> set[str]:
         """sha256 of every file already stored (a rerun skips them)."""
         meta = _read_parts(self._parts(), ["sha256"])
@@ -178,9 +201,18 @@ class ImageStore:
 
     def add_errors(self, rows: pd.DataFrame) -> None:
         """Record files that failed (``path``, ``reason`` and any other columns)."""
+        self._add_part("errors.parquet", rows)
+
+    def retire(self, rows: pd.DataFrame) -> None:
+        """Retire images (``image_id``, ``path``, ``reason``), or restore them (no reason)."""
+        cols = {"image_id": "int64", "path": "string", "reason": "string"}  # typed: never null
+        self._add_part(RETIRED, rows[list(cols)].astype(cols))
+
+    def _add_part(self, name: str, rows: pd.DataFrame) -> None:
         if len(rows) == 0:
             return
-        folder = self.root / "errors.parquet"
+        folder = self.root / name
+        folder.mkdir(exist_ok=True)
         part = folder / f"part-{len(list(folder.glob('part-*.parquet'))):06d}.parquet"
         tmp = part.with_name(part.name + ".partial")
         rows.reset_index(drop=True).to_parquet(tmp, index=False)

@@ -129,3 +129,33 @@ def test_info_of_a_run_made_by_the_cli(wallpaper_run, tmp_path, cli_env):
     digest = subprocess.run([sys.executable, "-m", "sarise.cli", "info", str(run), "--digest"],
                             env=cli_env, capture_output=True, text=True).stdout  # fmt: skip
     assert "  features.zarr/features\n" in digest and "records" not in digest
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[1, 2]", "a JSON list, not an object"),
+        ('"just text"', "a JSON str, not an object"),
+        ('{"stage": "x"}', "no 'command'"),
+        ('{"command": "c", "started": "s", "seconds": "slow", "host": "h"}', "'seconds' is a JSON str"),
+        ('{"command": "c", "started": "s", "seconds": 1, "host": "h", "seeds": [1]}', "'seeds' is a JSON list"),
+        ('{"command": "c", "started": "s", "seconds": 1, "host": "h", "seeds": {"a": "b"}}', "not an integer"),
+        ('{"command": "c", "started": "s", "seconds": true, "host": "h"}', "'seconds' is a JSON bool"),
+        ('{"command": "c", "started": "s", "seconds": 1, "host": "h", "packages": {"x": 1}}', "not text"),
+        ("{not json", "unreadable record"),
+    ],
+)  # fmt: skip
+def test_info_reports_malformed_records_and_files_without_failing(tmp_path, text, problem):
+    from sarise.errors import SariseError
+    from sarise.record import format_info
+
+    run = tmp_path / "run"
+    (run / "records").mkdir(parents=True)
+    (run / "records" / "ingest.json").write_text(text)
+    info = run_info(run)
+    assert problem in info["stages"]["ingest"]["error"]
+    assert f"ingest           {info['stages']['ingest']['error']}" in format_info(info)
+    (run / "index").mkdir()
+    (run / "index" / "index.json").write_text("[]")
+    with pytest.raises(SariseError, match=r"index\.json: a JSON list, not an object"):
+        run_info(run)

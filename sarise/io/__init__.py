@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 from types import ModuleType
 
-from sarise.io._base import METADATA_KEYS, Channel, ReaderError, Scan, clean_name
+from sarise.io._base import METADATA_KEYS, Channel, ReaderError, Scan, check_pixels, clean_name
 
 __all__ = [
     "METADATA_KEYS",
@@ -115,8 +115,11 @@ def detect_format(path: str | Path) -> str:
                             f"{head[:8]!r})")  # fmt: skip
 
 
-def read_scan(path: str | Path) -> Scan:
+def read_scan(path: str | Path, *, max_pixels: int | None = None) -> Scan:
     """Read any supported file: its channels, normalised metadata and raw metadata.
+
+    ``max_pixels`` bounds each 2-D image: a file declaring a larger one fails before its
+    pixels are read (:func:`sarise.io._base.check_pixels`).
 
     Raises
     ------
@@ -126,7 +129,9 @@ def read_scan(path: str | Path) -> Scan:
     path = Path(path)
     fmt = detect_format(path)
     try:
-        scan = reader(fmt).read(path)
+        scan = reader(fmt).read(path, max_pixels=max_pixels)
+        for c in scan.channels:  # whatever a reader could not check before reading
+            check_pixels(path, c.data.shape, max_pixels, f"channel {c.name!r}")
     except ReaderError:
         raise
     except MemoryError:

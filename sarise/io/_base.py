@@ -10,7 +10,7 @@ import numpy as np
 
 from sarise.errors import SariseError
 
-__all__ = ["METADATA_KEYS", "Channel", "ReaderError", "Scan", "clean_name"]
+__all__ = ["METADATA_KEYS", "Channel", "ReaderError", "Scan", "check_pixels", "clean_name"]
 
 #: Normalised metadata keys a reader fills when the file holds them (None otherwise).
 METADATA_KEYS = (
@@ -61,3 +61,26 @@ def clean_name(name: str | bytes) -> str:
     if isinstance(name, bytes):
         name = name.decode("utf-8", errors="replace")
     return name.split("\x00", 1)[0].strip()
+
+
+def check_pixels(path: str | Path, shape, max_pixels: int | None, what: str = "image") -> None:
+    """Refuse, before reading them, a 2-D image of more than ``max_pixels`` pixels.
+
+    ``shape`` is the declared ``(ny, nx)`` (or ``(..., ny, nx)``); ``None`` means no limit.
+
+    >>> check_pixels("a.png", (4, 4), 16)
+    >>> check_pixels("a.png", (5, 4), 16)
+    Traceback (most recent call last):
+    ...
+    sarise.io._base.ReaderError: a.png: image of 5 x 4 = 20 pixels declared, more than \
+ingest.max_pixels (16); raise it to read this file
+    """
+    if max_pixels is None:
+        return
+    ny, nx = (int(v) for v in tuple(shape)[-2:])
+    if ny * nx > max_pixels:
+        raise ReaderError(
+            path,
+            f"{what} of {ny} x {nx} = {ny * nx} pixels declared, more than "
+            f"ingest.max_pixels ({max_pixels}); raise it to read this file",
+        )

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sarise.io._base import METADATA_KEYS, Channel, ReaderError, Scan, clean_name
+from sarise.io._base import METADATA_KEYS, Channel, ReaderError, Scan, check_pixels, clean_name
 
 __all__ = ["EXTRA", "FORMAT", "SUFFIXES", "read", "sniff"]
 
@@ -52,7 +52,7 @@ def sniff(head: bytes) -> bool:
     return head.startswith(_MAGIC)
 
 
-def read(path: Path) -> Scan:
+def read(path: Path, max_pixels: int | None = None) -> Scan:
     """Read a Gwyddion ``.gwy`` file.
 
     Parameters
@@ -74,18 +74,20 @@ def read(path: Path) -> Scan:
     """
     path = Path(path)
     try:
-        return _read(path)
+        return _read(path, max_pixels)
     except ReaderError:
         raise
     except Exception as exc:  # any other failure is still a reader failure
         raise ReaderError(path, f"cannot read .gwy: {type(exc).__name__}: {exc}") from exc
 
 
-def _read(path: Path) -> Scan:
+def _read(path: Path, max_pixels: int | None = None) -> Scan:
     _check_magic(path)
     obj = _load(path)
     numbered = _datafields(path, obj)
-    channels = [_channel(path, number, title, field) for number, title, field in numbered]
+    channels = [
+        _channel(path, number, title, field, max_pixels) for number, title, field in numbered
+    ]
     raw = _raw(obj, numbered)
     return Scan(path, FORMAT, channels, _metadata(raw, numbered[0][2]), raw)
 
@@ -133,9 +135,13 @@ def _datafields(path: Path, obj: Any) -> list[tuple[int, str, Any]]:
     return numbered
 
 
-def _channel(path: Path, number: int, title: str, field: Any) -> Channel:
-    data = np.asarray(field.data, dtype=np.float64)
+def _channel(
+    path: Path, number: int, title: str, field: Any, max_pixels: int | None = None
+) -> Channel:
     expected = (field.get("yres"), field.get("xres"))
+    if None not in expected:
+        check_pixels(path, expected, max_pixels, f"channel {number} ({title!r})")
+    data = np.asarray(field.data, dtype=np.float64)
     if data.ndim != 2 or data.shape != expected:
         raise ReaderError(
             path, f"channel {number} ({title!r}): data shape {data.shape} != yres, xres {expected}"

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sarise.io._base import Channel, ReaderError, Scan, clean_name
+from sarise.io._base import Channel, ReaderError, Scan, check_pixels, clean_name
 from sarise.io.ibw import asylum_metadata, asylum_unit
 
 __all__ = ["EXTRA", "FORMAT", "SUFFIXES", "read", "sniff"]
@@ -46,7 +46,7 @@ def sniff(head: bytes) -> bool:
     return head.startswith(_MAGIC)
 
 
-def read(path: Path) -> Scan:
+def read(path: Path, max_pixels: int | None = None) -> Scan:
     """Read a pyNSID HDF5 file: every ``Measurement_*/Channel_*`` image as a channel.
 
     Parameters
@@ -72,14 +72,14 @@ def read(path: Path) -> Scan:
         raise ReaderError(path, "reading HDF5 needs h5py: pip install h5py") from None
     try:
         with h5py.File(path, "r") as h5:
-            return _scan(path, h5, h5py)
+            return _scan(path, h5, h5py, max_pixels)
     except ReaderError:
         raise
     except Exception as exc:
         raise ReaderError(path, f"not a readable HDF5 file ({type(exc).__name__}: {exc})") from None
 
 
-def _scan(path: Path, h5: Any, h5py: Any) -> Scan:
+def _scan(path: Path, h5: Any, h5py: Any, max_pixels: int | None = None) -> Scan:
     """Collect the channels and metadata of an open file."""
     found = _datasets(h5, h5py)
     if not found:
@@ -89,6 +89,7 @@ def _scan(path: Path, h5: Any, h5py: Any) -> Scan:
     raw: dict[str, Any] = dict(original)
     channels = []
     for key, dset in found:
+        check_pixels(path, dset.shape, max_pixels, f"dataset {dset.name}")
         attrs = _attrs(dset)
         raw.update({f"{key}/{k}": v for k, v in attrs.items()})
         channels.append(_channel(path, key, dset, attrs, original))

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sarise.io._base import Channel, ReaderError, Scan, clean_name
+from sarise.io._base import Channel, ReaderError, Scan, check_pixels, clean_name
 
 __all__ = ["EXTRA", "FORMAT", "SUFFIXES", "asylum_metadata", "asylum_unit", "read", "sniff"]
 
@@ -57,7 +57,7 @@ def sniff(head: bytes) -> bool:
     return any(struct.unpack(order + "h", head[:2])[0] in _VERSIONS for order in "<>")
 
 
-def read(path: Path) -> Scan:
+def read(path: Path, max_pixels: int | None = None) -> Scan:
     """Read an Asylum ``.ibw`` image: its channels ``data[y, x]`` and its note.
 
     Parameters
@@ -92,7 +92,7 @@ def read(path: Path) -> Scan:
     except Exception as exc:
         raise ReaderError(path, f"not a readable .ibw ({_brief(exc)})") from None
     try:
-        return _scan(path, loaded, blob)
+        return _scan(path, loaded, blob, max_pixels)
     except ReaderError:
         raise
     except Exception as exc:  # a header igor2 accepted but this reader cannot use
@@ -119,13 +119,16 @@ def _brief(exc: Exception) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _scan(path: Path, loaded: Mapping[str, Any], blob: bytes) -> Scan:
+def _scan(
+    path: Path, loaded: Mapping[str, Any], blob: bytes, max_pixels: int | None = None
+) -> Scan:
     """Build the :class:`Scan` from igor2's parse and the raw file bytes."""
     if loaded.get("version") != 5:
         raise ReaderError(path, f"IBW version {loaded.get('version')}: images need version 5")
     wave = loaded["wave"]
     _check_size(path, wave["bin_header"], len(blob))
     stack = _stack(path, np.asarray(wave["wData"]))
+    check_pixels(path, stack.shape[1::-1], max_pixels)
     raw = parse_note(wave.get("note") or b"")
     names = _names(path, wave, blob, stack.shape[2])
     wave_unit = _text(wave["wave_header"].get("dataUnits", b""))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sarise.io._base import Channel, ReaderError, Scan
+from sarise.io._base import Channel, ReaderError, Scan, check_pixels
 
 FORMAT = "image"
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -18,12 +18,13 @@ def sniff(head: bytes) -> bool:
     return head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM"))
 
 
-def read(path: Path) -> Scan:
+def read(path: Path, max_pixels: int | None = None) -> Scan:
     """Read the image as one channel ``data[y, x]`` (colour averaged to grey)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            check_pixels(path, (im.height, im.width), max_pixels)
             im.load()
             info = {k: v for k, v in im.info.items() if isinstance(v, str | int | float)}
             if im.mode in ("I", "I;16", "I;16B", "F", "L", "1"):

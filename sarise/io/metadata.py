@@ -98,6 +98,31 @@ def metadata_row(scan: Scan, *, root: str | Path | None = None, sha256: str | No
     }
 
 
+#: The largest sidecar read (a table of metadata, never data): 64 MiB.
+MAX_SIDECAR_BYTES = 64 * 2**20
+
+
+def _yaml_rows(path: Path) -> list[dict]:
+    """A YAML list of flat mappings; anchors and aliases are refused (a few hundred bytes of
+    nested aliases expand to gigabytes), as are nested values."""
+    import yaml
+
+    text = path.read_text()
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise SariseError(f"sidecar {path}: YAML anchors and aliases (&, *) are not "
+                              f"allowed (line {event.start_mark.line + 1})")  # fmt: skip
+    rows = yaml.safe_load(text)
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise SariseError(f"sidecar {path}: expected a list of mappings")
+    for i, r in enumerate(rows):
+        nested = [k for k, v in r.items() if isinstance(v, dict | list)]
+        if nested:
+            raise SariseError(f"sidecar {path}: entry {i} has nested values in {nested}; "
+                              "give one value per column")  # fmt: skip
+    return rows
+
+
 def read_sidecar(path: str | Path) -> pd.DataFrame:
     """A sidecar table (``.csv``, ``.yaml``/``.yml`` list of mappings) with a ``path`` column.
 
@@ -107,21 +132,23 @@ def read_sidecar(path: str | Path) -> pd.DataFrame:
         Unreadable, not a table, no ``path`` column, or a column clashing with
         :data:`COLUMNS` (the file's own metadata is not overwritten silently).
     """
+    import yaml
+
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_SIDECAR_BYTES:
+            raise SariseError(f"sidecar {path}: {size} bytes, more than the "
+                              f"{MAX_SIDECAR_BYTES} a sidecar may hold")  # fmt: skip
         if path.suffix.lower() == ".csv":
             table = pd.read_csv(path, dtype=str, keep_default_na=False)
         elif path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            rows = yaml.safe_load(path.read_text())
-            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-                raise SariseError(f"sidecar {path}: expected a list of mappings")
-            table = pd.DataFrame(rows).astype(str).replace("None", "")
+            table = pd.DataFrame(_yaml_rows(path)).astype(str).replace("None", "")
         else:
             raise SariseError(f"sidecar {path}: use .csv, .yaml or .yml")
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise SariseError(f"cannot read sidecar {path}: {exc}") from None
+    except (OSError, ValueError, pd.errors.ParserError, yaml.YAMLError) as exc:
+        detail = str(exc).replace("\n", " ")
+        raise SariseError(f"cannot read sidecar {path}: {detail}") from None
     if "path" not in table.columns:
         raise SariseError(f"sidecar {path} has no 'path' column (relative path or glob)")
     clash = sorted(set(table.columns) & (set(COLUMNS) - {"path", "material", "sample", "date"}))

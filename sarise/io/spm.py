@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sarise.io._base import METADATA_KEYS, Channel, ReaderError, Scan, clean_name
+from sarise.io._base import METADATA_KEYS, Channel, ReaderError, Scan, check_pixels, clean_name
 
 __all__ = ["EXTRA", "FORMAT", "SUFFIXES", "read", "sniff"]
 
@@ -118,7 +118,7 @@ def _date(text: str | None) -> str | None:
     return None
 
 
-def read(path: Path) -> Scan:
+def read(path: Path, max_pixels: int | None = None) -> Scan:
     """Read a Nanoscope file: every ``Ciao image list`` section as one channel.
 
     Raises
@@ -156,6 +156,7 @@ def read(path: Path) -> Scan:
         if bpp not in (2, 4) or nx < 1 or ny < 1:
             raise ReaderError(path, f"channel {name!r}: unsupported layout ({nx}x{ny} px, "
                                     f"{bpp} bytes/pixel)")  # fmt: skip
+        check_pixels(path, (ny, nx), max_pixels, f"channel {name!r}")
         if offset + nx * ny * bpp > len(blob):
             raise ReaderError(path, f"channel {name!r}: {nx}x{ny} px at byte {offset} run past "
                                     f"the end of the file ({len(blob)} bytes): truncated")  # fmt: skip

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sarise.io._base import METADATA_KEYS, Channel, ReaderError, Scan, clean_name
+from sarise.io._base import METADATA_KEYS, Channel, ReaderError, Scan, check_pixels, clean_name
 
 __all__ = ["EXTRA", "FORMAT", "SUFFIXES", "read", "sniff"]
 
@@ -73,7 +73,7 @@ def sniff(head: bytes) -> bool:
     return head.startswith(_MAGIC)
 
 
-def read(path: Path) -> Scan:
+def read(path: Path, max_pixels: int | None = None) -> Scan:
     """Read a Nanonis ``.sxm`` file.
 
     Parameters
@@ -95,18 +95,19 @@ def read(path: Path) -> Scan:
     """
     path = Path(path)
     try:
-        return _read(path)
+        return _read(path, max_pixels)
     except ReaderError:
         raise
     except Exception as exc:  # any other failure is still a reader failure
         raise ReaderError(path, f"cannot read .sxm: {type(exc).__name__}: {exc}") from exc
 
 
-def _read(path: Path) -> Scan:
+def _read(path: Path, max_pixels: int | None = None) -> Scan:
     blob = _read_bytes(path)
     header_text, data = _split(path, blob)
     raw = parse_header(header_text)
     nx, ny = _pixels(path, raw)
+    check_pixels(path, (ny, nx), max_pixels, "SCAN_PIXELS")
     images = _image_table(path, raw)
     values = _data_values(path, raw, data, len(images) * nx * ny)
     scan_up = _scan_dir_up(path, raw)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sarise.io._base import Channel, ReaderError, Scan
+from sarise.io._base import Channel, ReaderError, Scan, check_pixels
 
 FORMAT = "tiff"
 SUFFIXES = (".tif", ".tiff")
@@ -27,7 +27,7 @@ def sniff(head: bytes) -> bool:
     return head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def read(path: Path) -> Scan:
+def read(path: Path, max_pixels: int | None = None) -> Scan:
     """Read a TIFF's images as channels ``data[y, x]``."""
     try:
         import tifffile
@@ -36,6 +36,9 @@ def read(path: Path) -> Scan:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
+            spatial = series.shape[-3:-1] if series.axes.endswith("S") else series.shape[-2:]
+            if len(spatial) == 2:
+                check_pixels(path, spatial, max_pixels)
             data = np.asarray(series.asarray())
             axes = series.axes
             page = tif.pages[0]

@@ -102,3 +102,63 @@ def test_huge_declared_size_with_little_data(shared_data, tmp_path):
     huge.write_bytes(head + sep + b"       2000000000       2000000000" + nl + tail)
     with pytest.raises(ReaderError, match=r"huge\.sxm"):
         read_scan(huge)  # refused from the header, without allocating the declared size
+
+
+def _png_declaring(path, height, width):
+    """A tiny valid PNG whose header is then rewritten to declare ``height x width``."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(path)
+    data = bytearray(path.read_bytes())
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+
+
+def _h5_declaring(path, shape):
+    """A pyNSID-layout HDF5 file whose one channel declares ``shape`` (compressed, unwritten:
+    a few KB on disk)."""
+    import h5py
+
+    with h5py.File(path, "w") as h5:
+        grp = h5.create_group("Measurement_000/Channel_000/Channel_000")
+        chunks = tuple(min(256, n) for n in shape)
+        grp.create_dataset("Channel_000", shape=shape, dtype="f8", chunks=chunks,
+                           compression="gzip")  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["png", "h5"])
+def test_a_pixel_budget_refuses_huge_declared_images_before_reading(tmp_path, kind):
+    path = tmp_path / f"bomb.{kind}"
+    if kind == "png":
+        _png_declaring(path, 9400, 9400)  # 86 KB PNGs like this took 3.6 GB
+    else:
+        _h5_declaring(path, (60000, 60000))  # 27 GiB of float64 declared
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ReaderError, match=r"bomb\.\w+: .*60000 x 60000|bomb\.\w+: .*9400 x 9400"):
+        read_scan(path, max_pixels=2**26)
+    # within the budget the same reader reads as before
+    ok = tmp_path / f"ok.{kind}"
+    if kind == "png":
+        _png_declaring(ok, 4, 4)
+    else:
+        _h5_declaring(ok, (64, 48))
+    assert read_scan(ok, max_pixels=64 * 48).channels[0].data.size == (
+        16 if kind == "png" else 3072
+    )
+    with pytest.raises(ReaderError, match="max_pixels"):
+        read_scan(ok, max_pixels=15)
+
+
+@pytest.mark.parametrize("fmt", list(REAL))
+def test_every_reader_checks_the_pixel_budget(shared_data, fmt):
+    path = shared_data / REAL[fmt]
+    scan = read_scan(path, max_pixels=2**26)
+    largest = max(c.data.size for c in scan.channels)
+    assert read_scan(path, max_pixels=largest).channels
+    with pytest.raises(ReaderError, match=r"more than ingest\.max_pixels"):
+        read_scan(path, max_pixels=largest - 1)

@@ -60,6 +60,31 @@ def test_bad_sidecars_are_named(tmp_path):
     bad.write_text("just: a mapping\n")
     with pytest.raises(SariseError, match="list of mappings"):
         read_sidecar(bad)
+    broken = tmp_path / "d.yaml"
+    broken.write_text("- path: [unclosed\n")
+    with pytest.raises(SariseError, match=r"cannot read sidecar .*d\.yaml"):
+        read_sidecar(broken)
+    nested = tmp_path / "e.yaml"
+    nested.write_text("- path: a.png\n  grower: {name: x}\n")
+    with pytest.raises(SariseError, match=r"entry 0 has nested values in \['grower'\]"):
+        read_sidecar(nested)
+
+
+def test_sidecars_are_bounded(tmp_path):
+    # 539 bytes of nested aliases expanded to 5.3 GB before
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, "
+              f"*a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 9)]  # fmt: skip
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("- path: a.png\n  " + "\n  ".join(lines) + "\n")
+    assert bomb.stat().st_size < 1000
+    with pytest.raises(SariseError, match=r"bomb\.yaml: YAML anchors and aliases .* \(line 2\)"):
+        read_sidecar(bomb)
+    big = tmp_path / "big.csv"
+    with big.open("wb") as f:
+        f.truncate(64 * 2**20 + 1)
+    with pytest.raises(SariseError, match=r"big\.csv: 67108865 bytes, more than"):
+        read_sidecar(big)
 
 
 def test_sidecar_keys_with_brackets_are_exact_paths_first(tmp_path):
