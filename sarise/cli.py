@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from sarise._version import __version__
+from sarise.config import MAX_K
 
 app = typer.Typer(
     name="sarise",
@@ -282,9 +283,15 @@ def ingest_cmd(
     max_failed_fraction: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Override ingest.max_failed_fraction.")
     ] = None,
+    prune: Annotated[
+        bool, typer.Option(help="Retire the images of files that are gone from these sources.")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Ingest instrument files (.ibw .h5 .sxm .gwy .tif .png ...) into an image store."""
+    """Ingest instrument files (.ibw .h5 .sxm .gwy .tif .png ...) into an image store.
+
+    A rerun stores only new content: a changed file's new content replaces its old images
+    (retired, never deleted), and --prune retires the images of files that are gone."""
     from sarise.cluster import get_client
     from sarise.config import load_config
     from sarise.ingest import ingest
@@ -296,7 +303,7 @@ def ingest_cmd(
     cfg = load_config(config, **overrides)
     with get_client(cfg.cluster) as client:
         summary = ingest(sources, out, config=cfg.ingest, sidecar=sidecar, root=root,
-                         client=client, show_progress=progress)  # fmt: skip
+                         client=client, show_progress=progress, prune=prune)  # fmt: skip
     typer.echo(summary.table())
     _record(out.parent, "ingest", cfg, started, [out], sources=list(sources),
             sidecar=str(sidecar) if sidecar else None)  # fmt: skip
@@ -489,7 +496,7 @@ def search_cmd(
     file: Annotated[
         list[Path] | None, typer.Option("--file", help="A new file (repeatable).")
     ] = None,
-    k: Annotated[int | None, typer.Option(min=1, help="Results (search.k).")] = None,
+    k: Annotated[int | None, typer.Option(min=1, max=MAX_K, help="Results (search.k).")] = None,
     where: Annotated[
         str | None, typer.Option(help="Only images this metadata query selects.")
     ] = None,

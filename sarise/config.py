@@ -212,14 +212,19 @@ class SymmetryConfig(_Model):
     """Samples per cell edge of the motif raster (a power of two)."""
     min_contrast: float = Field(0.25, ge=0.0)
     """Reject a motif whose symmetrised standard deviation, times sqrt(orbit size), is below this."""
-    max_self_similarity: float = Field(0.9, gt=0.0, le=1.0)
+    max_self_similarity: float = Field(0.8, gt=0.0, le=1.0)
     """Reject a motif whose correlation with a lattice operation its group lacks exceeds this."""
+    antialias: float = Field(0.6, ge=0.0, le=4.0)
+    """Gaussian sigma, in image pixels, of the low-pass the pattern gets before it is sampled
+    (as a detector integrates over its pixel). Without it, a cell of a few pixels aliases:
+    the image is then periodic only for the lattice vectors that happen to be whole pixels,
+    and its symmetry is lost at the pixel level. 0: off (generator version 2)."""
     natural: NaturalConfig = Field(default_factory=NaturalConfig)
     field: FieldConfig = Field(default_factory=FieldConfig)
     atoms: AtomsConfig = Field(default_factory=AtomsConfig)
     texture: TextureConfig = Field(default_factory=TextureConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
-    chunk: int = Field(64, ge=1)
+    chunk: int = Field(64, ge=1, le=4096)
     """Images per Zarr chunk (and per unit of parallel work)."""
     dtype: Literal["float32", "float16"] = "float32"
 
@@ -329,6 +334,21 @@ class IngestConfig(_Model):
     clip: Range = (0.5, 99.5)
     """Percentiles the values are clipped to (outliers) before scaling to [0, 1]."""
 
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, v):
+        import re
+
+        if not v:
+            raise ValueError("channels needs at least one pattern")
+        for i, pat in enumerate(v):
+            try:
+                re.compile(pat, re.IGNORECASE)
+            except (re.error, OverflowError, RecursionError, TypeError) as exc:
+                raise ValueError(f"channels[{i}] = {pat!r} is not a regular expression: "
+                                 f"{exc}") from None  # fmt: skip
+        return v
+
     @field_validator("clip")
     @classmethod
     def _clip(cls, v):
@@ -341,9 +361,14 @@ class IngestConfig(_Model):
     fit: Literal["crop", "pad", "tile"] = "crop"
     """Square images without distortion: centred crop, pad, or native-resolution tiles."""
     dtype: Literal["float32", "float16"] = "float16"
-    chunk: int = Field(64, ge=1)
-    """Images per Zarr chunk and files per task."""
+    chunk: int = Field(64, ge=1, le=4096)
+    """Images per Zarr chunk and files per task (a chunk of ``size`` px images is held in
+    memory at once: 4096 images of 128 px take 256 MiB)."""
     thumbnail: int = Field(64, ge=8, le=512)
+    max_pixels: int = Field(2**26, ge=1)
+    """Pixels of one 2-D image a file may declare (default 64 Mi, 8192 x 8192: about
+    0.5 GiB as float64 while it is preprocessed). A file declaring more fails with the
+    reason before its pixels are read, so a corrupt or hostile header never exhausts memory."""
     max_failed_fraction: float = Field(0.0, ge=0.0, le=1.0)
     """Exit non-zero when more than this fraction of the files failed."""
 
@@ -398,6 +423,15 @@ class ExtractConfig(_Model):
     ``avx512_bf16`` or ``amx_bf16``), float32 elsewhere; decided where the command runs
     and recorded in the feature store (force ``bf16`` for GPU workers started from a CPU
     login node)."""
+    symmetry: bool = False
+    """Also measure each image's lattice and symmetry without the model
+    (:mod:`sarise.symmetry_measure`: lattice vectors, rotation, mirror and glide scores,
+    plane-group candidates) into ``symmetry_scores[image, k]``, with NumPy on CPU workers
+    and CuPy on GPU workers; about 80 images/s per CPU core at 128 px."""
+
+
+#: Descriptors a map or an index can be made of (``project.descriptor``, ``search.descriptor``).
+Descriptor = Literal["cnn", "symmetry", "both"]
 
 
 class ProjectConfig(_Model):
@@ -423,6 +457,16 @@ class ProjectConfig(_Model):
     """Images on which trustworthiness and kNN preservation (k = 10) are measured."""
     cluster_min_size: int = Field(0, ge=0)
     """HDBSCAN on the coordinates with this minimum cluster size (0: no clustering)."""
+    descriptor: Descriptor = "cnn"
+    """What the map is made of: ``cnn`` (the model's features), ``symmetry`` (the measured
+    symmetry of ``extract.symmetry``: rotation, mirror and glide scores, lattice family and
+    cell shape) or ``both`` (each block of unit length, the symmetry one weighted)."""
+    symmetry_weight: float = Field(1.0, gt=0.0)
+    """``both``: the symmetry block's weight against the model's features."""
+
+
+#: The most results one similarity query returns (``search.k``, ``sarise search --k``).
+MAX_K = 10_000
 
 
 class SearchConfig(_Model):
@@ -435,8 +479,13 @@ class SearchConfig(_Model):
     """recall@10 against exact search the IVF index must reach on held-out queries."""
     nlist: int | None = Field(None, ge=1)
     """IVF lists (null: about the square root of the number of images)."""
-    k: int = Field(10, ge=1)
+    k: int = Field(10, ge=1, le=MAX_K)
     """Results per query."""
+    descriptor: Descriptor = "cnn"
+    """What similarity is measured on: ``cnn``, ``symmetry`` or ``both`` (as
+    ``project.descriptor``); the index records it and queries use the same."""
+    symmetry_weight: float = Field(1.0, gt=0.0)
+    """``both``: the symmetry block's weight against the model's features."""
 
 
 class SarisConfig(_Model):

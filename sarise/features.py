@@ -7,7 +7,9 @@ and ``probabilities[image, group]`` float32 (softmax), ``image_id[image]`` int64
 ``done[chunk]`` int32: how many images of each chunk are written. Attrs: ``extractor``,
 ``version``, the model's ``model_sha256``, ``model_info``, the ``preprocessing`` (store's and
 extractor's), the ``precision`` (``fp32`` or ``bf16``, :mod:`sarise.precision`) and the
-``groups``. Every array names its dimensions, so
+``groups``. With ``extract.symmetry``, also ``symmetry_scores[image, symmetry]`` float32:
+the training-free measurement of :mod:`sarise.symmetry_measure`, its columns named in the
+attr ``symmetry_columns``. Every array names its dimensions, so
 ``xarray.open_zarr`` reads it as is (:func:`sarise.open_run` joins it with the metadata).
 
 Execution
@@ -41,6 +43,7 @@ from sarise._progress import progress
 from sarise._version import __version__
 from sarise.config import ExtractConfig
 from sarise.errors import SariseError
+from sarise.symmetry_measure import SCORE_COLUMNS, score_rows
 
 __all__ = [
     "EXTRACTOR",
@@ -206,6 +209,15 @@ def _device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
+def _array_module(model: torch.nn.Module):
+    """CuPy where the model runs on a GPU (the symmetry measurement follows it), else NumPy."""
+    if next(model.parameters()).device.type == "cuda":  # pragma: no cover - GPU
+        import cupy
+
+        return cupy
+    return np
+
+
 _lock = threading.Lock()
 
 
@@ -258,11 +270,13 @@ def _attrs(store, info: dict[str, Any], cfg: ExtractConfig) -> dict[str, Any]:
         "groups": list(info["classes"]),
         "chunk": int(store.array("images").chunks[0]),
         "precision": cfg.precision,
+        **({"symmetry_columns": list(SCORE_COLUMNS)} if cfg.symmetry else {}),
     }
 
 
 def _same(a: dict, b: dict) -> bool:
-    keys = ("extractor", "version", "model_sha256", "preprocessing", "chunk", "precision")
+    keys = ("extractor", "version", "model_sha256", "preprocessing", "chunk", "precision",
+            "symmetry_columns")  # fmt: skip
     return all(a.get(k) == b.get(k) for k in keys)
 
 
@@ -279,7 +293,9 @@ def _template(path: Path, n: int, attrs: dict[str, Any], num_features: int):
                                                 "precision")}  # fmt: skip
             raise SariseError(f"{path} was made with another model or preprocessing ({old}); "
                               "remove it or write to another run")  # fmt: skip
-        for name in ("features", "logits", "probabilities", "image_id"):
+        for name in ("features", "logits", "probabilities", "image_id", "symmetry_scores"):
+            if name not in g:
+                continue
             a = g[name]
             if a.shape[0] < n:
                 a.resize((n, *a.shape[1:]))
@@ -291,6 +307,9 @@ def _template(path: Path, n: int, attrs: dict[str, Any], num_features: int):
             "logits": ((n, k), (chunk, k), "float32", ["image", "group"]),
             "probabilities": ((n, k), (chunk, k), "float32", ["image", "group"]),
             "image_id": ((n,), (chunk,), "int64", ["image"])}  # fmt: skip
+    if "symmetry_columns" in attrs:
+        m = len(attrs["symmetry_columns"])
+        spec["symmetry_scores"] = ((n, m), (chunk, m), "float32", ["image", "symmetry"])
     for name, (shape, chunks, dtype, dims) in spec.items():
         g.create_array(name, shape=shape, chunks=chunks, dtype=dtype, dimension_names=dims,
                        fill_value=-1 if dtype == "int64" else np.nan)  # fmt: skip
@@ -333,6 +352,9 @@ def _extract_chunk(store_root: str, out: str, c: int, n: int, cfg_json: str, thr
     g["features"][lo:hi] = feats
     g["logits"][lo:hi] = logits
     g["probabilities"][lo:hi] = softmax(logits.astype(np.float64), axis=1).astype(np.float32)
+    if cfg.symmetry:
+        g["symmetry_scores"][lo:hi] = score_rows(images[lo:hi, cfg.channel],
+                                                 xp=_array_module(featurizer.model))  # fmt: skip
     g["image_id"][lo:hi] = ids[lo:hi]
     g["done"][c] = hi - lo  # the chunk's commit
     return hi - lo

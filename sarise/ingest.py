@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,7 @@ from sarise._progress import progress
 from sarise.config import IngestConfig
 from sarise.errors import SariseError
 
-__all__ = ["NOT_DATA", "IngestSummary", "ingest", "list_files", "prepare_file"]
+__all__ = ["NOT_DATA", "IngestSummary", "Prepared", "ingest", "list_files", "prepare_file"]
 
 #: Suffixes folder walks skip: documents and tables that sit beside scans.
 NOT_DATA = (".txt", ".md", ".rst", ".csv", ".tsv", ".yaml", ".yml", ".json", ".pdf", ".log",
@@ -43,6 +43,7 @@ class IngestSummary:
 
     counts: dict[str, Counter] = field(default_factory=dict)
     images: int = 0
+    retired: Counter = field(default_factory=Counter)  # replaced, removed, restored images
 
     def add(self, fmt: str, what: str, n: int = 1) -> None:
         self.counts.setdefault(fmt, Counter())[what] += n
@@ -61,6 +62,9 @@ class IngestSummary:
             c = self.counts[fmt]
             lines.append(f"{fmt:<10}{c['read']:>8}{c['failed']:>8}{c['skipped']:>9}")
         lines.append(f"{self.files} files, {self.images} images stored, {self.failed} failed")
+        if self.retired:
+            lines.append("retired: " + ", ".join(
+                f"{n} {what}" for what, n in sorted(self.retired.items())))  # fmt: skip
         return "\n".join(lines)
 
 
@@ -154,20 +158,43 @@ def _preprocess(data: np.ndarray, cfg: IngestConfig, flatten: str | None = None)
     return pp.scale_unit(pp.clip_percentiles(a, *cfg.clip))
 
 
+class Prepared(NamedTuple):
+    """One file, read and preprocessed (``status``: ``read``, ``skipped`` or ``failed``)."""
+
+    format: str
+    status: str
+    images: np.ndarray | None = None
+    corners: np.ndarray | None = None
+    thumbnails: np.ndarray | None = None
+    rows: list[dict] | None = None
+    reason: str | None = None
+    sha256: str | None = None  # the content read (also for a skipped file)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
 def prepare_file(path: Path, cfg: IngestConfig, known: frozenset[str], root: Path | None):
-    """Read and preprocess one file: ``(format, status, images, tiles, thumbs, rows, reason)``."""
+    """Read and preprocess one file (:class:`Prepared`); a file whose sha256 is ``known``
+    is skipped, one that changes while it is read fails (a rerun reads its new content)."""
     from sarise import preprocess as pp
     from sarise.io import ReaderError, detect_format, read_scan
     from sarise.io.metadata import file_sha256, metadata_row
     from sarise.store import image_id
 
-    fmt = "?"
+    fmt, sha = "?", None
     try:
         fmt = detect_format(path)
+        before = _stamp(path)
         sha = file_sha256(path)
         if sha in known:
-            return fmt, "skipped", None, None, None, None, None
-        scan = read_scan(path)
+            return Prepared(fmt, "skipped", sha256=sha)
+        scan = read_scan(path, max_pixels=cfg.max_pixels)
+        if _stamp(path) != before:
+            raise SariseError("the file changed while it was read (size or modification "
+                              "time); run ingest again to store its new content")  # fmt: skip
         channels = []
         for c in _select(scan, cfg.channels):
             try:
@@ -188,10 +215,10 @@ def prepare_file(path: Path, cfg: IngestConfig, known: frozenset[str], root: Pat
         rows = [{"image_id": image_id(sha, t), **row, "tile": t} for t in range(len(images))]
         thumbs = np.stack([pp.thumbnail(im[0], cfg.thumbnail) for im in images])
         thumbs = np.stack([_pad_thumb(t, cfg.thumbnail) for t in thumbs])
-        return fmt, "read", images.astype(np.float32), corners, thumbs, rows, None
+        return Prepared(fmt, "read", images.astype(np.float32), corners, thumbs, rows, None, sha)
     except (ReaderError, SariseError, OSError, ValueError, MemoryError) as exc:
         reason = exc.reason if isinstance(exc, ReaderError) else str(exc)
-        return fmt, "failed", None, None, None, None, reason
+        return Prepared(fmt, "failed", reason=reason)
 
 
 def _pad_thumb(t: np.ndarray, size: int) -> np.ndarray:
@@ -215,8 +242,18 @@ def ingest(
     client=None,
     workers: int | None = None,
     show_progress: bool = True,
+    prune: bool = False,
 ) -> IngestSummary:
     """Ingest files into the image store at ``out`` (created on first use).
+
+    A rerun stores only new content. A file whose content changed since it was stored
+    (same path, another sha256) has its new content stored and its old images retired as
+    ``replaced``; content that is back (a file restored) is live again. With ``prune``,
+    the images of files that are gone (under this run's folders or globs, not found by
+    this walk, and absent from disk) are retired as ``removed``. Retired images stay in the
+    store (:meth:`sarise.store.ImageStore.retired`); projections and the search index
+    leave them out. A file that now fails keeps its stored images live, and
+    ``errors.parquet`` names it.
 
     Parameters
     ----------
@@ -230,6 +267,8 @@ def ingest(
         Paths in the metadata are relative to it (default: the single folder given, if any).
     client : distributed.Client, optional
         Workers to use; by default a local cluster of ``workers`` processes.
+    prune : bool
+        Retire the images of files that are gone (see above).
 
     Raises
     ------
@@ -249,14 +288,79 @@ def ingest(
         raise SariseError(f"no files found in {', '.join(map(str, sources))}")
     prep = {"channels": list(cfg.channels), "flatten": cfg.flatten, "clip": list(cfg.clip),
             "size": cfg.size, "fit": cfg.fit, "scale": "unit"}  # fmt: skip
+    scopes = _scopes(sources, root) if prune else None
     with exclusive(out, "an image store"):
         summary = _ingest_locked(out, files, cfg, prep, side, root, client, workers,
-                                 show_progress, walk_errors)  # fmt: skip
+                                 show_progress, walk_errors, scopes)  # fmt: skip
     return summary
 
 
+def _scopes(sources, root) -> list[str]:
+    """Where this run looked, as the store names paths: a folder's (or a glob's fixed
+    part's) name followed by ``/``, or a named file's name."""
+    from sarise.io.metadata import store_path
+
+    out = []
+    for src in map(str, sources):
+        if any(ch in src for ch in "*?["):
+            fixed = []
+            for part in Path(src).parts:
+                if any(ch in part for ch in "*?["):
+                    break
+                fixed.append(part)
+            src, is_dir = str(Path(*fixed)) if fixed else ".", True
+        else:
+            is_dir = Path(src).is_dir()
+        name = store_path(Path(src), root)
+        out.append("" if name == "." else name.rstrip("/") + "/" if is_dir else name)
+    return out
+
+
+def _retire(state: _Run, scopes: list[str] | None) -> None:
+    """Retire the images whose file now holds other content (or, when pruning, is gone),
+    and restore retired images whose content is back."""
+    store, root = state.store, state.root
+    meta = store.metadata()
+    if meta.empty:
+        return
+    retired = store.retired()
+    was = meta["image_id"].map(retired).astype(object)  # NaN: live
+    now = was.copy()
+    live = meta["sha256"].isin(set(state.contents.values()))
+    replaced = ~live & meta["path"].isin(state.contents.keys())
+    now[live] = np.nan
+    now[replaced] = "replaced"
+    if scopes is not None:
+        maybe = ~live & ~replaced & ~meta["path"].isin(state.paths)
+        for i in np.flatnonzero(maybe.to_numpy()):
+            path = meta["path"].iat[i]
+            if _in_scope(path, scopes) and not _on_disk(path, root):
+                now.iat[i] = "removed"
+    changed = (now.fillna("") != was.fillna("")).to_numpy()
+    if not changed.any():
+        return
+    reasons = [r if isinstance(r, str) else None for r in now[changed]]  # None: restored
+    rows = meta.loc[changed, ["image_id", "path"]].assign(reason=reasons)
+    for reason in reasons:
+        state.summary.retired[reason or "restored"] += 1
+    for what, n in sorted(state.summary.retired.items()):
+        logger.info("%d stored images %s", n, what)
+    store.retire(rows)
+
+
+def _in_scope(path: str, scopes: list[str]) -> bool:
+    return any(path == s or ((s.endswith("/") or s == "") and path.startswith(s)) for s in scopes)
+
+
+def _on_disk(path: str, root: Path | None) -> bool:
+    p = Path(path)
+    if root is not None and not p.is_absolute():
+        p = Path(root) / p
+    return os.path.lexists(p)
+
+
 def _ingest_locked(out, files, cfg, prep, side, root, client, workers, show_progress,
-                   walk_errors):  # fmt: skip
+                   walk_errors, scopes):  # fmt: skip
     from sarise.store import ImageStore
 
     if (out / "images.zarr").exists():
@@ -288,6 +392,7 @@ def _ingest_locked(out, files, cfg, prep, side, root, client, workers, show_prog
             _run(own, batches, cfg, known, state, show_progress)
     elif batches:
         _run(client, batches, cfg, known, state, show_progress)
+    _retire(state, scopes)
     logger.info("ingest summary\n%s", summary.table())
     if summary.files and summary.failed / summary.files > cfg.max_failed_fraction:
         raise SariseError(f"{summary.failed} of {summary.files} files failed (see "
@@ -310,6 +415,7 @@ class _Run:
     reported: dict[str, str]
     root: Path | None
     paths: frozenset[str] = frozenset()  # every file of the run, as the store names them
+    contents: dict[str, str] = field(default_factory=dict)  # path -> sha256 read this run
 
 
 def _run(client, batches, cfg: IngestConfig, known, state: _Run, show_progress: bool) -> None:
@@ -353,13 +459,16 @@ def _commit(paths, results, state: _Run) -> None:
                                             state.reported)  # fmt: skip
 
     images, corners, thumbs, rows, errors = [], [], [], [], []
-    for path, (fmt, status, im, yx, th, rw, reason) in zip(paths, results, strict=True):
-        if status == "read" and rw[0]["sha256"] in seen:
-            logger.info("%s: same content as %s, stored once", path, seen[rw[0]["sha256"]] or
+    for path, r in zip(paths, results, strict=True):
+        fmt, status, im, yx, th, rw, reason, sha = r
+        if status == "read" and sha in seen:
+            logger.info("%s: same content as %s, stored once", path, seen[sha] or
                         "a file already in the store")  # fmt: skip
             status = "skipped"
         summary.add(fmt, status)
         name = store_path(path, state.root)
+        if sha is not None and status != "failed":
+            state.contents[name] = sha
         if status == "failed":
             logger.error("%s: %s", path, reason)
             if reported.get(name) != reason:
@@ -369,7 +478,7 @@ def _commit(paths, results, state: _Run) -> None:
             errors.append({"path": name, "format": fmt, "reason": None})
             del reported[name]
         if status == "read":
-            seen[rw[0]["sha256"]] = str(path)
+            seen[sha] = str(path)
             images.append(im)
             corners.append(yx)
             thumbs.append(th)

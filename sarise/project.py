@@ -226,14 +226,46 @@ class ProjectionTree:
         return [n for n in self.ids() if self.info(n).get("parent") == node]
 
     def metadata(self) -> pd.DataFrame:
-        """The image store's metadata, one row per image with features, in store order."""
+        """The image store's metadata, one row per image with features, in store order,
+        with the measured symmetry's columns where extract measured it."""
+        from sarise.store import ImageStore
+        from sarise.symmetry_measure import run_columns
+
+        store = ImageStore.open(self.run / "store", mode="r")
+        meta = store.metadata().iloc[: len(self)].reset_index(drop=True)
+        measured = run_columns(self._group, meta, store.attrs["preprocessing"])
+        return meta if measured is None else meta.join(measured)
+
+    def live(self) -> np.ndarray:
+        """Which images of the feature store are live (not retired by a rerun of ingest)."""
         from sarise.store import ImageStore
 
-        meta = ImageStore.open(self.run / "store", mode="r").metadata()
-        return meta.iloc[: len(self)].reset_index(drop=True)
+        if not (self.run / "store" / "images.zarr").exists():  # features without a store
+            return np.ones(len(self), bool)
+        return ImageStore.open(self.run / "store", mode="r").live(len(self))
 
-    def features(self, image_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(image_ids, features)`` of the given images (all when None), in the given order."""
+    def features(
+        self,
+        image_ids: np.ndarray | None = None,
+        *,
+        descriptor: str | None = None,
+        weight: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(image_ids, descriptors)`` of the given images, in the given order; by default
+        of every live image (retired ones, whose files changed or are gone, left out).
+        ``descriptor`` (default ``project.descriptor``): ``cnn``, ``symmetry`` or ``both``
+        (:func:`sarise.symmetry_measure.combine`)."""
+        from sarise.symmetry_measure import combine
+
+        kind = descriptor or self.cfg.descriptor
+        ids, cnn = self._rows("features", image_ids)
+        scores = None
+        if kind != "cnn" and "symmetry_scores" in self._group:
+            scores = self._rows("symmetry_scores", ids)[1]
+        return ids, combine(cnn, scores, kind,
+                            self.cfg.symmetry_weight if weight is None else weight)  # fmt: skip
+
+    def _rows(self, name: str, image_ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         from sarise.features import chunk_sizes
 
         all_ids = self._group["image_id"][:]
@@ -243,21 +275,27 @@ class ProjectionTree:
             raise SariseError(f"{self.run}/features.zarr is incomplete: run `sarise extract` "
                               "again to finish it")  # fmt: skip
         if image_ids is None:
-            return all_ids, self._group["features"][:]
+            live = self.live()
+            if live.all():
+                return all_ids, self._group[name][:]
+            return all_ids[live], self._group[name].oindex[np.flatnonzero(live)]
         pos = pd.Index(all_ids).get_indexer(np.asarray(image_ids))
         if (pos < 0).any():
             raise SariseError(f"{int((pos < 0).sum())} selected ids are not in the feature store")
         order = np.argsort(pos)
-        rows = self._group["features"].oindex[np.sort(pos)]
+        rows = self._group[name].oindex[np.sort(pos)]
         out = np.empty_like(rows)
         out[order] = rows
         return np.asarray(image_ids), out
 
     def features_fingerprint(self) -> str:
-        """What a node was made from: the model, the precision and the finished images' ids
-        (a grown or re-made archive gives another one)."""
+        """What a node was made from: the model, the precision and the live images' ids
+        (a grown, re-made or changed archive gives another one)."""
         g = self._group
         ids = np.ascontiguousarray(g["image_id"][:], dtype=np.int64)
+        live = self.live()
+        if not live.all():
+            ids = ids[live]
         h = hashlib.sha256(ids.tobytes())
         h.update(json.dumps([g.attrs.get("model_sha256"), g.attrs.get("precision"),
                              g.attrs.get("version")]).encode())  # fmt: skip
@@ -265,7 +303,10 @@ class ProjectionTree:
 
     # -- making nodes --------------------------------------------------------------------
     def _params(self) -> dict[str, Any]:
-        return {**umap_params(self.cfg), "seed": self.cfg.seed}
+        params = {**umap_params(self.cfg), "seed": self.cfg.seed}
+        if self.cfg.descriptor != "cnn":  # (cnn maps made before the key keep their params)
+            params.update(descriptor=self.cfg.descriptor, symmetry_weight=self.cfg.symmetry_weight)
+        return params
 
     def project_root(self, *, client=None, show_progress: bool = False) -> str:
         """The whole archive's projection (made once; a rerun with the same parameters

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from sarise._files import open_zarr_dataset
 from sarise.errors import SariseError
@@ -35,8 +36,11 @@ def open_run(path: str | Path, *, metadata: bool = True, node: str = "root"):
     xarray.Dataset
         Indexed by ``image`` (the int64 image ids) and ``group`` (the 17 group names), with
         ``features[image, feature]`` (lazy, Dask), ``logits``, ``probabilities``, ``done``
-        (whether the image has features yet), ``thumbnail`` (lazy) and one variable per
-        metadata column (``path``, ``material``, ``date``...); ``x``, ``y`` (and ``cluster``)
+        (whether the image has features yet), ``retired`` (``replaced`` or ``removed`` for
+        images whose file changed or is gone, else empty), ``thumbnail`` (lazy), one variable per
+        metadata column (``path``, ``material``, ``date``...) and, where extract measured
+        symmetry, its columns (``lattice_a_nm``, ``rotation_order``, ``mirror``,
+        ``lattice_family``, ``symmetry_group``...); ``x``, ``y`` (and ``cluster``)
         of the projection node when present.
 
     Examples
@@ -63,18 +67,26 @@ def open_run(path: str | Path, *, metadata: bool = True, node: str = "root"):
     ids = store.array("image_id")[:n]
     ds = ds.drop_vars(["done", "image_id"]).assign_coords(image=ids, group=list(ds.attrs["groups"]))
     ds["done"] = ("image", done)
+    retired = store.retired()
+    ds["retired"] = ("image", pd.Series(ids).map(retired).astype(object).fillna("").to_numpy(str))
     thumbs = store.array("thumbnails")
     ds["thumbnail"] = (("image", "ty", "tx"), _lazy(thumbs, n))
     members = run / "projections" / node / "members.parquet"
     if members.exists():
-        import pandas as pd
-
         table = pd.read_parquet(members).set_index("image_id").reindex(ids)
         for col in table.columns:
             ds[col] = ("image", table[col].to_numpy(np.float64))
         ds.attrs["projection"] = node
     if metadata:
+        import zarr
+
+        from sarise.symmetry_measure import run_columns
+
         meta = store.metadata().iloc[:n]
+        measured = run_columns(zarr.open_group(feats, mode="r"), meta,
+                               store.attrs["preprocessing"])  # fmt: skip
+        if measured is not None:
+            meta = meta.join(measured)
         for col in meta.columns:
             if col in ("image_id", "raw"):
                 continue

@@ -127,7 +127,8 @@ class SearchIndex:
                 params = faiss.SearchParametersIVF(sel=sel, nprobe=self.index.nprobe)
             else:
                 params = faiss.SearchParameters(sel=sel)
-        sims, rows = self.index.search(q, k, params=params)
+        # never more rows than the index holds: a huge k costs no memory
+        sims, rows = self.index.search(q, max(1, min(int(k), self.index.ntotal)), params=params)
         ids = np.where(rows >= 0, self.ids[np.maximum(rows, 0)], -1)
         return ids, np.where(rows >= 0, 1.0 - sims, np.inf).astype(np.float32)
 
@@ -168,23 +169,29 @@ def build_index(run: str | Path, *, config: SearchConfig | None = None) -> dict[
     from sarise.project import ProjectionTree
 
     run = Path(run)
+    cfg = config or SearchConfig()
     tree = ProjectionTree(run)
-    ids, feats = tree.features()
-    index = SearchIndex.build(feats, ids, config)
+    ids, feats = tree.features(descriptor=cfg.descriptor, weight=cfg.symmetry_weight)
+    index = SearchIndex.build(feats, ids, cfg)
+    index.info.update(descriptor=cfg.descriptor, symmetry_weight=cfg.symmetry_weight)
     index.info["model_sha256"] = tree._group.attrs.get("model_sha256")
+    index.info["features"] = tree.features_fingerprint()
     index.save(_run_paths(run)[1])
     return index.info
 
 
-def featurise_files(run: str | Path, files: list[str | Path]) -> np.ndarray:
-    """Features of new files, read and preprocessed as the run's store was and run through
-    the run's model (one row per file: the mean over a file's tiles)."""
+def featurise_files(run: str | Path, files: list[str | Path], descriptor: str = "cnn",
+                    weight: float = 1.0) -> np.ndarray:  # fmt: skip
+    """Descriptors of new files, read and preprocessed as the run's store was and run
+    through the run's model (and measured, for ``symmetry``/``both``): one row per file,
+    the mean over a file's tiles."""
     import zarr
 
     from sarise.config import ExtractConfig, IngestConfig
     from sarise.features import get_featurizer
     from sarise.ingest import prepare_file
     from sarise.io import ReaderError
+    from sarise.symmetry_measure import combine, score_rows
 
     run = Path(run)
     attrs = dict(zarr.open_group(run / "features.zarr", mode="r").attrs)
@@ -201,11 +208,13 @@ def featurise_files(run: str | Path, files: list[str | Path]) -> np.ndarray:
                           "not the one the features were made with")  # fmt: skip
     rows = []
     for f in files:
-        _, status, images, *_, reason = prepare_file(Path(f), icfg, frozenset(), None)
-        if status != "read":
-            raise ReaderError(f, reason or status)
-        feats, _ = featurizer(images[:, prep["channel"]])
-        rows.append(_unit(feats).mean(0))
+        got = prepare_file(Path(f), icfg, frozenset(), None)
+        if got.status != "read":
+            raise ReaderError(f, got.reason or got.status)
+        images = got.images[:, prep["channel"]]
+        feats, _ = featurizer(images)
+        scores = None if descriptor == "cnn" else score_rows(images)
+        rows.append(_unit(combine(feats, scores, descriptor, weight)).mean(0))
     return np.stack(rows)
 
 
@@ -227,22 +236,32 @@ def search(
     pandas.DataFrame
         ``rank``, ``image_id``, ``distance`` (1 - cosine) and the metadata columns.
     """
+    from sarise.config import MAX_K
     from sarise.project import ProjectionTree
 
     run = Path(run)
     if not ids and not files:
         raise SariseError("give image ids or files to search by")
+    if not 1 <= k <= MAX_K:
+        raise SariseError(f"k must be between 1 and {MAX_K}, got {k}")
     index = SearchIndex.load(_run_paths(run)[1])
     tree = ProjectionTree(run)
+    kind = index.info.get("descriptor", "cnn")  # queries are made like the index
+    weight = float(index.info.get("symmetry_weight", 1.0))
+    made_from = index.info.get("features")
+    if made_from is not None and made_from != tree.features_fingerprint():
+        raise SariseError(f"{_run_paths(run)[1]} was built from other features (the archive "
+                          f"or its model changed since): run `sarise index {run}` again")  # fmt: skip
     parts = []
     if ids:
         known = pd.Index(index.ids)
         missing = [i for i in ids if i not in known]
         if missing:
             raise SariseError(f"image ids not in the index: {missing[:5]}")
-        parts.append(_unit(tree.features(np.asarray(ids, np.int64))[1]))
+        parts.append(_unit(tree.features(np.asarray(ids, np.int64), descriptor=kind,
+                                         weight=weight)[1]))  # fmt: skip
     if files:
-        parts.append(featurise_files(run, files))
+        parts.append(featurise_files(run, files, kind, weight))
     query = _unit(np.concatenate(parts).mean(0, keepdims=True))
     meta = tree.metadata().set_index("image_id")
     allowed = None

@@ -63,3 +63,20 @@ def test_help_does_not_load_the_heavy_stack(cli_env):
         [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_sizes_and_patterns_are_refused_at_the_boundary(tmp_path, cli_env):
+    huge_k = run(["search", str(tmp_path), "--id", "1", "--k", "1000000000"], cli_env)
+    assert huge_k.returncode == 2 and "Invalid value for '--k'" in huge_k.stderr
+    assert "Traceback" not in huge_k.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('ingest: {channels: ["("]}\n')
+    for args in (["config", str(bad)],
+                 ["ingest", str(tmp_path / "store"), str(tmp_path), "--config", str(bad)]):  # fmt: skip
+        out = run(args, cli_env)
+        assert out.returncode == 1, out.stdout
+        assert out.stderr.strip().splitlines() == [
+            f"sarise: error: invalid config {bad}: ingest.channels: channels[0] = "
+            "'(' is not a regular expression: missing ), unterminated subpattern at position 0"
+        ]
+    assert not (tmp_path / "store").exists()  # nothing left behind

@@ -27,6 +27,12 @@ def test_defaults_and_demo_config_are_valid():
         ({"symmetry.augment.noise.p": 2}, r"symmetry\.augment\.noise\.p"),
         ({"run": "a b"}, r"run: String should match pattern"),
         ({"symmetry.natural.test": []}, r"natural\.test lists no image but natural motifs"),
+        ({"ingest.channels": ["("]}, r"ingest\.channels: .*channels\[0\] = '\(' is not a regular"),
+        ({"ingest.channels": ["phase", "a{4294967296}"]}, r"channels\[1\] = 'a\{4294967296\}'"),
+        ({"ingest.channels": []}, r"channels needs at least one pattern"),
+        ({"ingest.chunk": 100000}, r"ingest\.chunk: .*less than or equal to 4096"),
+        ({"ingest.max_pixels": 0}, r"ingest\.max_pixels: .*greater than or equal to 1"),
+        ({"search.k": 10**9}, r"search\.k: .*less than or equal to 10000"),
     ],
 )
 def test_bad_values_name_the_key(override, match):

@@ -176,7 +176,7 @@ def test_fifos_and_other_special_files_are_failed_never_waited_on(archive, tmp_p
     code = ("import sys; from pathlib import Path; from sarise.config import IngestConfig; "
             "from sarise.ingest import prepare_file; "
             "r = prepare_file(Path(sys.argv[1]), IngestConfig(), frozenset(), None); "
-            "print(r[1], r[-1])")  # fmt: skip
+            "print(r.status, r.reason)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code, str(folder / "linked.ibw")],
                          capture_output=True, text=True, timeout=60, env=cli_env)  # fmt: skip
     assert out.stdout.startswith("failed") and "not a regular file" in out.stdout, out.stderr
@@ -255,3 +255,113 @@ def test_file_names_that_are_not_utf8_are_stored_escaped_with_the_rest(archive, 
     again = ingest([folder], tmp_path / "store", config=IngestConfig(chunk=4), workers=1,
                    show_progress=False)  # fmt: skip
     assert again.failed == 0 and again.images == 0  # a rerun skips it like any other
+
+
+def _state(store_dir):
+    """``{path: reason}`` of every stored image ("" live), and the live paths' sha256."""
+    store = ImageStore.open(store_dir)
+    meta = store.metadata()
+    retired = store.retired()
+    reasons = meta["image_id"].map(retired).astype(object).fillna("")
+    return (sorted(zip(meta["path"], reasons, strict=True)),
+            dict(zip(meta["path"][store.live()], meta["sha256"][store.live()], strict=True)))  # fmt: skip
+
+
+def test_reruns_on_a_changed_archive_replace_prune_and_restore(archive, tmp_path):
+    from sarise.io.metadata import file_sha256
+
+    root, _ = archive
+    src, other = tmp_path / "src", tmp_path / "other"
+    shutil.copytree(root / "2015", src / "2015")
+    shutil.copytree(root / "2016", other / "2016")
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    changed, gone = files[0], files[1]
+    out = tmp_path / "store"
+    cfg = IngestConfig(size=32, chunk=2)
+
+    def run(*sources, prune=False):
+        return ingest(list(sources), out, config=cfg, root=tmp_path, workers=1,
+                      show_progress=False, prune=prune)  # fmt: skip
+
+    run(src)
+    run(other)  # a second source in the same store
+    first, _ = _state(out)
+    assert all(reason == "" for _, reason in first) and len(first) == len(files) + 2
+    original = changed.read_bytes()
+
+    # a file whose content changed: the new content replaces the old row, never a second
+    # live row for one path
+    replacement = next(
+        p
+        for p in sorted(root.rglob("*" + changed.suffix))
+        if p.parent.name not in ("2015", "2016") and p.stat().st_size > 1000
+    )
+    shutil.copyfile(replacement, changed)
+    s = run(src)
+    assert s.images == 1 and s.retired == {"replaced": 1}
+    rows, live = _state(out)
+    name = changed.relative_to(tmp_path).as_posix()
+    assert (name, "replaced") in rows and (name, "") in rows
+    assert live[name] == file_sha256(changed)
+    assert len(live) == len(files) + 2
+
+    # a file that is gone stays until --prune; pruning one source never touches the other
+    gone.unlink()
+    assert run(src).retired == {}
+    s = run(src, prune=True)
+    assert s.retired == {"removed": 1}
+    rows, live = _state(out)
+    assert (gone.relative_to(tmp_path).as_posix(), "removed") in rows
+    assert len(live) == len(files) + 1 and any(p.startswith("other/") for p in live)
+    assert run(src, prune=True).retired == {}  # a rerun changes nothing more
+
+    # content that is back is live again, and what replaced it is retired
+    changed.write_bytes(original)
+    s = run(src)
+    assert s.images == 0 and s.retired == {"replaced": 1, "restored": 1}
+    assert _state(out)[1][name] == file_sha256(changed)
+    shutil.copyfile(root / "2015" / gone.name, gone)
+    assert run(src, prune=True).retired == {"restored": 1}
+    assert len(_state(out)[1]) == len(files) + 2
+
+
+def test_a_file_that_changes_while_it_is_read_fails_and_the_rerun_stores_it(archive, tmp_path,
+                                                                            monkeypatch):  # fmt: skip
+    import sarise.io
+
+    root, _ = archive
+    src = tmp_path / "src"
+    shutil.copytree(root / "2015", src)
+    victim = sorted(p for p in src.iterdir() if p.suffix == ".png")[0]
+    real = sarise.io.read_scan
+
+    def read_while_written(path, **kw):  # a writer appends while the reader works
+        scan = real(path, **kw)
+        if path.name == victim.name:
+            with open(path, "ab") as f:
+                f.write(b"\0")
+        return scan
+
+    from sarise.ingest import prepare_file
+
+    monkeypatch.setattr(sarise.io, "read_scan", read_while_written)
+    got = prepare_file(victim, IngestConfig(size=32), frozenset(), src)
+    assert got.status == "failed" and "changed while it was read" in got.reason
+    monkeypatch.setattr(sarise.io, "read_scan", real)
+    got = prepare_file(victim, IngestConfig(size=32), frozenset(), src)
+    assert got.status == "read" and got.sha256 == got.rows[0]["sha256"]
+
+
+def test_a_pixel_budget_fails_files_before_reading_them(archive, tmp_path):
+    root, _ = archive
+    cfg = IngestConfig(size=32, max_pixels=80 * 80 - 1, max_failed_fraction=1.0)
+    s = ingest([root / "2015"], tmp_path / "store", config=cfg, workers=1, show_progress=False)
+    errors = ImageStore.open(tmp_path / "store").errors()
+    assert s.images == 0 and s.failed == len(errors) > 0
+    assert (
+        errors["reason"]
+        .str.contains(
+            "80 x 80 = 6400 pixels declared, more than ingest.max_pixels (6399)", regex=False
+        )
+        .all()
+    )

@@ -224,3 +224,46 @@ def test_tiny_sets_project_or_fail_in_one_line():
         assert coords.shape == (n, 2) and np.isfinite(coords).all()
     with pytest.raises(SariseError, match="2 images: a projection needs at least 3"):
         fit_umap(x[:2], params, seed=0)
+
+
+def test_retired_images_leave_projections_index_and_search(wallpaper_run, tmp_path):
+    from sarise.run import open_run
+    from sarise.store import ImageStore
+    from sarise.viewer.report import write_report
+
+    copy = tmp_path / "run"
+    shutil.copytree(wallpaper_run, copy)
+    first = ProjectionTree(copy, ProjectConfig(seed=3))
+    first.project_root()
+    build_index(copy)
+    store = ImageStore.open(copy / "store")
+    meta = store.metadata()
+    n0 = len(meta)
+    gone = meta.iloc[:5]
+    store.retire(gone.assign(reason="removed")[["image_id", "path", "reason"]])
+    # the old index is refused; the old root is projected again without them
+    with pytest.raises(SariseError, match="built from other features"):
+        search(copy, ids=[int(meta.image_id.iloc[10])])
+    again = ProjectionTree(copy, ProjectConfig(seed=3))
+    assert again.project_root() == "root"
+    assert again.info("root")["n"] == n0 - 5
+    assert not set(gone.image_id) & set(again.members("root").image_id)
+    assert build_index(copy)["n"] == n0 - 5
+    found = search(copy, ids=[int(meta.image_id.iloc[10])], k=n0)
+    assert len(found) == n0 - 5 and not set(gone.image_id) & set(found.image_id)
+    ds = open_run(copy)
+    assert (ds.retired.sel(image=gone.image_id.to_numpy()) == "removed").all()
+    assert (ds.retired != "").sum() == 5
+    # restored, they are back
+    store.retire(gone.assign(reason=None)[["image_id", "path", "reason"]])
+    assert ProjectionTree(copy, ProjectConfig(seed=3)).features()[0].tolist() == \
+        meta.image_id.tolist()  # fmt: skip
+
+    # a node of 5 images: projected, reported, its quality "n/a" rather than a crash
+    store.retire(meta.iloc[5:].assign(reason="removed")[["image_id", "path", "reason"]])
+    shutil.rmtree(copy / "projections")
+    small = ProjectionTree(copy, ProjectConfig(seed=3))
+    small.project_root()
+    assert small.info("root")["n"] == 5
+    page = write_report(copy, tmp_path / "report").read_text()
+    assert "trustworthiness n/a (too few images)" in page and "<td>root</td>" in page

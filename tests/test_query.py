@@ -198,3 +198,13 @@ def test_deep_nesting_is_a_positioned_error_not_a_recursion_crash():
         with pytest.raises(QueryError, match="nested more than 100 deep") as err:
             filter_table(t, text)
         assert err.value.pos in (100, 400)
+
+
+def test_filter_widgets_never_drop_rows_without_a_value():
+    from sarise.viewer.app import _filters_to_query, _ms
+
+    table = pd.DataFrame({"format": ["ibw", "ibw", "h5"], "scan_size_um": [1.0, None, 5.0],
+                          "date": ["2015-01-02", None, "2016-03-04"]})  # fmt: skip
+    text = _filters_to_query({"format": ["ibw"]}, (0.5, 2.0), ("2014-01-01", "2015-12-31"))
+    assert filter_table(table, text).tolist() == [True, True, False]  # the undated ibw kept
+    assert _ms(pd.Timestamp("1970-01-02")) == _ms(86_400_000) == 86_400_000.0

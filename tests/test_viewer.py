@@ -34,6 +34,15 @@ POINTS = "() => Bokeh.documents[0].get_model_by_name('points').data.x.length"
 READY = ("() => window.Bokeh && Bokeh.documents.length > 0 && "
          "Bokeh.documents[0].get_model_by_name('points') !== null && " + POINTS[6:] + " > 0")  # fmt: skip
 TEXT = "(name) => Bokeh.documents[0].get_model_by_name(name).text"
+# how many of the map's points lie inside the ranges the browser shows
+INSIDE = """() => { const d = Bokeh.documents[0], p = d.get_model_by_name('map');
+  const s = d.get_model_by_name('points').data;
+  const [x0, x1] = [p.x_range.start, p.x_range.end].sort((a, b) => a - b);
+  const [y0, y1] = [p.y_range.start, p.y_range.end].sort((a, b) => a - b);
+  let k = 0;
+  for (let i = 0; i < s.x.length; i++)
+    if (s.x[i] >= x0 && s.x[i] <= x1 && s.y[i] >= y0 && s.y[i] <= y1) k++;
+  return k; }"""
 SCREEN_XY = """([x, y]) => {
   const plot = Bokeh.documents[0].get_model_by_name('map');
   const find = (v) => { if (v.model === plot) return v;
@@ -149,12 +158,16 @@ def test_box_selection_then_reproject_makes_a_child_node(page, server):
     node = new.pop()
     assert ProjectionTree(run).info(node)["n"] == 20 and page.evaluate(POINTS) == 20
     assert node in page.evaluate(TEXT, "breadcrumb")
+    # the child's map is on screen: every point inside the ranges shown (they were the
+    # parent's, and the child's coordinates fell outside them)
+    page.wait_for_function(f"() => ({INSIDE})() === 20")
     # the server sends each changed property as its own patch, in order: wait for the last
     page.wait_for_function(f"() => ({TEXT})('command').includes('explore select')")
     assert f"explore select {run} root --ids" in page.evaluate(TEXT, "command")
     page.screenshot(path=SHOTS / "child.png")
     page.get_by_role("button", name="◀ back").click()
     page.wait_for_function(f"() => ({POINTS})() === {N}")
+    page.wait_for_function(f"() => ({INSIDE})() === {N}")
     page.wait_for_function(
         "(n) => Bokeh.documents[0].get_model_by_name('children').options.includes(n)", arg=node
     )
@@ -178,7 +191,12 @@ def test_a_click_shows_the_neighbours(page):
     page.mouse.click(x, y)
     page.wait_for_function(f"() => ({TEXT})('neighbours_gallery').includes('most similar to')",
                            timeout=30_000)  # fmt: skip
-    assert page.evaluate(TEXT, "neighbours_gallery").count("<img") == 12
+    text = page.evaluate(TEXT, "neighbours_gallery")
+    assert text.count("<img") == 12
+    # headed by the clicked file's name (not its id), each with its distance, itself first
+    assert re.search(r"most similar to \d{3}\.png</b>", text), text[:200]
+    dists = [float(d) for d in re.findall(r"<br>d (\d\.\d{3})</figcaption>", text)]
+    assert len(dists) == 12 and dists[0] == 0.0 and dists == sorted(dists)
     page.screenshot(path=SHOTS / "neighbours.png")
 
 

@@ -36,7 +36,7 @@ __all__ = ["GENERATOR_VERSION", "generate", "open_split", "write_preview", "writ
 logger = logging.getLogger(__name__)
 
 #: Bumped whenever the same config and seed would give different images.
-GENERATOR_VERSION = 2  # 2: texture motifs, imaging effects, log-uniform cells
+GENERATOR_VERSION = 3  # 2: texture motifs, imaging effects, log-uniform cells; 3: antialias
 
 _SCALARS = {
     "label": "int8",

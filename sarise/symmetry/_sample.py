@@ -318,6 +318,8 @@ def _draw(
         raster = symmetrise((motif - motif.mean()) / std, group)
         if raster.std() * math.sqrt(group.order) < config.min_contrast:
             continue
+        if config.antialias > 0:  # isotropic: the raster keeps its symmetry
+            raster = blur_raster(raster, lat.basis, config.antialias)
         if self_similarity(raster, group, lat.setting) > config.max_self_similarity:
             continue
         break

@@ -14,6 +14,7 @@ import html
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,10 @@ GALLERY_MAX = 48
 DATASHADE_MIN = 50_000  # above this many points the map is a Datashader image
 SAMPLE = 10_000  # points sent to the browser over it, for hover
 THUMB_BUDGET = 150  # thumbnails drawn on the map at once
+#: Queries, re-projections and neighbour searches run here, never on the server's event
+#: loop: while one runs, every session keeps getting pages and thumbnails. One thread:
+#: numba's parallel kernels (UMAP, nearest neighbours) must not run from two at once.
+WORK = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sarise-viewer")
 
 
 def _palette(values: pd.Series) -> list[str]:
@@ -73,14 +78,22 @@ def shade_points(xy: np.ndarray, values: pd.Series, xr, yr, width: int = 720, he
     return tf.spread(img, px=1).to_numpy()
 
 
-def _gallery(data: RunData, ids, title: str) -> str:
+def _gallery(data: RunData, ids, title: str, distances=None) -> str:
+    """Thumbnails with their file names (whole, wrapped; the full path on hover) and, for
+    neighbours, the cosine distance to the query."""
     ids = list(ids)
+    table = data.table(ids[:GALLERY_MAX])
+    dist = list(distances or [])[:GALLERY_MAX]
     cells = "".join(
-        f'<figure style="margin:2px;display:inline-block;text-align:center">'
-        f'<img src="/thumb/{i}.png" width="72" height="72" title="{html.escape(n)}" '
-        f'data-image-id="{i}"><figcaption style="font-size:9px;max-width:72px;overflow:hidden">'
-        f"{html.escape(n[:14])}</figcaption></figure>"
-        for i, n in zip(ids[:GALLERY_MAX], data.table(ids[:GALLERY_MAX])["name"], strict=True)
+        f'<figure style="margin:2px;display:inline-block;text-align:center;vertical-align:top">'
+        f'<img src="/thumb/{i}.png" width="72" height="72" title="{html.escape(path)}" '
+        f'data-image-id="{i}"><figcaption style="font-size:9px;width:72px;'
+        f'overflow-wrap:anywhere">{html.escape(n)}'
+        + (f"<br>d {dist[k]:.3f}" if k < len(dist) else "")
+        + "</figcaption></figure>"
+        for k, (i, n, path) in enumerate(
+            zip(ids[:GALLERY_MAX], table["name"], table["path"], strict=True)
+        )
     )
     more = f" (first {GALLERY_MAX})" if len(ids) > GALLERY_MAX else ""
     return f"<b>{html.escape(title)}</b>: {len(ids)}{more}<br>{cells}"
@@ -91,11 +104,20 @@ def _filters_to_query(choices: dict[str, list[str]], size, dates) -> str:
     for col, values in choices.items():
         if values:
             parts.append(f"{col} in [{', '.join(json.dumps(v) for v in values)}]")
+    # a range never drops the images that have no value (no scan size, no date)
     if size is not None:
-        parts.append(f"scan_size_um between {size[0]:.6g} and {size[1]:.6g}")
+        parts.append(f"(scan_size_um between {size[0]:.6g} and {size[1]:.6g} "
+                     "or scan_size_um is null)")  # fmt: skip
     if dates is not None:
-        parts.append(f"date between {dates[0]} and {dates[1]}")
+        parts.append(f"(date between {dates[0]} and {dates[1]} or date is null)")
     return " and ".join(parts)
+
+
+def _ms(value) -> float:
+    """A Bokeh datetime value (a number of ms, or a date/datetime/Timestamp) in ms."""
+    if isinstance(value, int | float):
+        return float(value)
+    return pd.Timestamp(value).value / 1e6
 
 
 def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> None:
@@ -110,6 +132,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         Div,
         HoverTool,
         MultiChoice,  # fmt: skip
+        Range1d,
         RangeSlider,
         Select,
         TapTool,
@@ -129,7 +152,10 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
     near = ColumnDataSource(data={"x": [], "y": []}, name="neighbours")
     image = ColumnDataSource(data={"image": [], "x": [], "y": [], "dw": [], "dh": []}, name="image")
 
+    # explicit ranges, set by the server on every node change (a DataRange1d would keep
+    # the browser's own auto-range, and a child's points then fell outside the view)
     p = figure(name="map", title="", output_backend="webgl", sizing_mode="stretch_both",
+               x_range=Range1d(0, 1), y_range=Range1d(0, 1),
                tools="pan,wheel_zoom,box_select,lasso_select,tap,reset",
                active_scroll="wheel_zoom", min_width=500, min_height=500)  # fmt: skip
     p.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=image)
@@ -212,8 +238,10 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         lo, hi = state["xy"].min(0), state["xy"].max(0)
         pad = (hi - lo) * 0.03 + 1e-9
         state["quiet"] = True  # one image for the new ranges, not one per range
-        p.x_range.update(start=lo[0] - pad[0], end=hi[0] + pad[0])
-        p.y_range.update(start=lo[1] - pad[1], end=hi[1] + pad[1])
+        x0, x1, y0, y1 = lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1]
+        # Reset returns to the node's own ranges
+        p.x_range.update(start=x0, end=x1, reset_start=x0, reset_end=x1)
+        p.y_range.update(start=y0, end=y1, reset_start=y0, reset_end=y1)
         state["quiet"] = False
         path = breadcrumb(tree, node)
         crumbs.text = "projection: " + " &gt; ".join(f"<b>{html.escape(n)}</b>" for n in path)
@@ -311,19 +339,31 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
             return
         i = int(np.argmin((x - event.x) ** 2 + (y - event.y) ** 2))
         picked = int(state["ids"][i])
-        found = data.neighbours(picked)
-        pos = pd.Index(state["ids"]).get_indexer(found)
-        pos = pos[pos >= 0]
-        near.data = {"x": x[pos], "y": y[pos]}
-        neighbours.text = _gallery(data, found, f"most similar to {picked}")
+
+        def then(result) -> None:
+            found, dist = result
+            pos = pd.Index(state["ids"]).get_indexer(found)
+            pos = pos[pos >= 0]
+            near.data = {"x": state["xy"][pos, 0], "y": state["xy"][pos, 1]}
+            name = data.table([picked])["name"].iloc[0]
+            neighbours.text = _gallery(data, found, f"most similar to {name}", dist)
+
+        off_loop(lambda: data.neighbours(picked), then)
+
+    def report(exc: Exception) -> None:
+        """An error shown to the user (never only in the server log)."""
+        if not isinstance(exc, SariseError):  # QueryError is one; anything else is a bug
+            logger.error("viewer callback failed", exc_info=exc)
+            exc = SariseError(f"internal error: {type(exc).__name__}: {exc}")
+        message.text = html.escape(str(exc)).replace("\n", "<br>")
 
     def guarded(fn):
         def run(event=None):  # a button's click event carries nothing we need
             message.text = ""
             try:
                 fn()
-            except SariseError as exc:  # QueryError included: shown, never a crash
-                message.text = html.escape(str(exc)).replace("\n", "<br>")
+            except Exception as exc:
+                report(exc)
 
         return run
 
@@ -332,28 +372,57 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
             message.text = ""
             try:
                 fn(event)
-            except SariseError as exc:
-                message.text = html.escape(str(exc))
+            except Exception as exc:
+                report(exc)
 
         return run
+
+    def off_loop(compute, then) -> None:
+        """``compute()`` on a worker thread, then ``then(result)`` back in this session
+        (``add_next_tick_callback`` is the one thread-safe Document method)."""
+        node = state["node"]
+
+        def finish(future) -> None:
+            try:
+                result = future.result()
+                if state["node"] == node:  # the user moved on meanwhile: drop the result
+                    then(result)
+            except Exception as exc:
+                report(exc)
+
+        WORK.submit(compute).add_done_callback(
+            lambda future: doc.add_next_tick_callback(lambda: finish(future))
+        )
 
     def reproject() -> None:
         ids = selected_ids()
         if len(ids) < 3:
             raise SariseError("select at least 3 images to re-project")
-        t0 = time.perf_counter()
-        node = tree.child(state["node"], {"ids": ids})
-        logger.info(
-            "re-projected %d images as %s in %.2f s", len(ids), node, time.perf_counter() - t0
-        )
-        show(node)
+        parent = state["node"]
+        message.text = f"re-projecting {len(ids)} images..."
+
+        def compute() -> str:
+            t0 = time.perf_counter()
+            node = tree.child(parent, {"ids": ids})
+            logger.info("re-projected %d images as %s in %.2f s", len(ids), node,
+                        time.perf_counter() - t0)  # fmt: skip
+            return node
+
+        def then(node: str) -> None:
+            message.text = ""
+            show(node)
+
+        off_loop(compute, then)
 
     def apply_filter() -> None:
         text = query.value.strip()
         if not text:
             clear_filter()
             return
-        mask = filter_table(data.table(state["members"]["image_id"]), text)
+        ids = state["members"]["image_id"]
+        off_loop(lambda: filter_table(data.table(ids), text), show_mask)
+
+    def show_mask(mask: np.ndarray) -> None:
         state["mask"] = mask
         source.data["alpha"] = np.where(mask, 0.9, 0.04)
         source.selected.indices = (
@@ -374,19 +443,20 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         text = query.value.strip()
         if not text:
             raise SariseError("write a query (or use the filter widgets) first")
-        show(tree.child(state["node"], {"query": text}))
+        parent = state["node"]
+        off_loop(lambda: tree.child(parent, {"query": text}), show)
 
     def widgets_to_query() -> None:
         size = None
-        if size_slider is not None and size_slider.value != (size_slider.start, size_slider.end):
+        if size_slider is not None and tuple(size_slider.value) != (size_slider.start,
+                                                                     size_slider.end):  # fmt: skip
             size = size_slider.value
         span = None
         if date_slider is not None:
-            a, b = date_slider.value_as_date
-            if (a, b) != (
-                pd.Timestamp(date_slider.start).date(),
-                pd.Timestamp(date_slider.end).date(),
-            ):
+            day = 86_400_000.0
+            lo, hi = (_ms(v) for v in date_slider.value)
+            if lo > _ms(date_slider.start) + day or hi < _ms(date_slider.end) - day:
+                a, b = date_slider.value_as_date
                 span = (a.isoformat(), b.isoformat())
         query.value = _filters_to_query({c: w.value for c, w in choices.items()}, size, span)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -13,6 +14,8 @@ import pandas as pd
 from sarise.config import ProjectConfig, SearchConfig
 
 __all__ = ["RunData", "category_columns"]
+
+logger = logging.getLogger(__name__)
 
 #: Metadata columns shown on hover and offered for colouring when present.
 KEY_COLUMNS = ("material", "sample", "grower", "substrate", "outcome", "format", "date",
@@ -50,7 +53,7 @@ class RunData:
         self.ids = store.array("image_id")[:n]
         self.row = pd.Series(np.arange(n), index=self.ids)
         self._thumbs = store.array("thumbnails")
-        self.meta = store.metadata().iloc[:n].reset_index(drop=True)
+        self.meta = self.tree.metadata()
         self.meta["name"] = self.meta["path"].str.rsplit("/", n=1).str[-1]
         probs = feats["probabilities"][:]
         groups = np.asarray(feats.attrs["groups"])
@@ -90,15 +93,29 @@ class RunData:
         from sarise.search import SearchIndex
 
         if (self.run / "index" / "index.json").exists():
-            return SearchIndex.load(self.run / "index")
-        ids, x = self.tree.features()
-        return SearchIndex.build(x, ids, SearchConfig(exact_max=len(ids) + 1))
+            index = SearchIndex.load(self.run / "index")
+            if (
+                index.info.get("features", self.tree.features_fingerprint())
+                == self.tree.features_fingerprint()
+            ):
+                return index
+            logger.warning("%s/index was built from other features: searching exactly in "
+                           "memory until `sarise index` is run again", self.run)  # fmt: skip
+        cfg = self.search_cfg
+        ids, x = self.tree.features(descriptor=cfg.descriptor, weight=cfg.symmetry_weight)
+        index = SearchIndex.build(x, ids, SearchConfig(exact_max=len(ids) + 1))
+        index.info.update(descriptor=cfg.descriptor, symmetry_weight=cfg.symmetry_weight)
+        return index
 
-    def neighbours(self, image_id: int, k: int = 12) -> list[int]:
-        """The ``k`` most similar images, the image itself first."""
-        _, x = self.tree.features(np.asarray([image_id]))
-        found, _ = self.index.search(x, k)
-        return [int(i) for i in found[0] if i >= 0]
+    def neighbours(self, image_id: int, k: int = 12) -> tuple[list[int], list[float]]:
+        """The ``k`` most similar images, the image itself first, and their cosine
+        distances."""
+        info = self.index.info
+        _, x = self.tree.features(np.asarray([image_id]), descriptor=info.get("descriptor", "cnn"),
+                                  weight=float(info.get("symmetry_weight", 1.0)))  # fmt: skip
+        found, dist = self.index.search(x, k)
+        keep = found[0] >= 0
+        return [int(i) for i in found[0][keep]], [max(0.0, float(d)) for d in dist[0][keep]]
 
     def positions(self, image_ids) -> np.ndarray:
         """Rows of these images in the store (and in :attr:`meta`)."""

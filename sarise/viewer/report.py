@@ -121,6 +121,11 @@ def group_distribution(data: RunData, path: Path) -> tuple[Path, dict]:
     return _save(fig, path), summary
 
 
+def _score(value: float | None) -> str:
+    """A map-quality score, or why there is none (too few images to measure it)."""
+    return "n/a (too few images)" if value is None else f"{value:.3f}"
+
+
 def write_report(run: str | Path, out: str | Path | None = None, *, config=None) -> Path:
     """Write ``report.html`` (self-contained) and its PNGs into ``out`` (default
     ``<run>/report``); returns the HTML path."""
@@ -157,7 +162,7 @@ def write_report(run: str | Path, out: str | Path | None = None, *, config=None)
         q = info["quality"]["trustworthiness"]
         rows.append(f"<tr><td>{html.escape(node)}</td><td>{html.escape(str(info['parent'] or '-'))}</td>"
                     f"<td>{info['n']}</td><td>{html.escape(info['how']['method'])}</td>"
-                    f"<td>{'n/a' if q is None else f'{q:.3f}'}</td>"
+                    f"<td>{_score(q)}</td>"
                     f"<td><code>{html.escape(json.dumps(info['selection'])[:120])}</code></td>"
                     f"<td><code>{html.escape(_command(data.run, info))[:200]}</code></td></tr>")  # fmt: skip
     root = tree.info(ROOT)
@@ -166,7 +171,7 @@ def write_report(run: str | Path, out: str | Path | None = None, *, config=None)
 figure{{margin:1em 0}}figcaption{{font-size:12px;color:#444}}</style></head><body>
 <h1>sarise report: {html.escape(str(data.run))}</h1>
 <p>{root["n"]} images; UMAP {html.escape(json.dumps(root["params"]))} on {root["backend"]};
-trustworthiness {root["quality"]["trustworthiness"]:.3f}, kNN preservation {root["quality"]["knn_preservation"]:.3f};
+trustworthiness {_score(root["quality"]["trustworthiness"])}, kNN preservation {_score(root["quality"]["knn_preservation"])};
 model sha256 {html.escape(str(root.get("model_sha256"))[:16])}…; {summary["images"]} images classified, median
 confidence {summary["median_confidence"]:.2f}.</p>
 {"".join(img(t, p) for t, p in pngs)}

@@ -1,0 +1,685 @@
+"""Measured symmetry of an image, without training: its lattice, the scores of the
+rotations, mirrors and glides that lattice allows, and the plane groups consistent with
+them. One code path for NumPy and CuPy (``xp``), so the same functions run on CPU or GPU.
+
+1. **Lattice.** The normalised autocorrelation of the (lightly smoothed) image, from one
+   FFT, has a peak at every lattice vector. The strongest peaks give a first basis; every
+   lattice point in view refines it by least squares, and the basis is reduced to the two
+   shortest independent vectors (``|a| <= |b|``, angle in [60, 90] degrees). An image
+   whose autocorrelation has no strong, lattice-consistent peaks has *no lattice*.
+2. **The lattice's own symmetry** decides which operations can occur (its family): the
+   directions along which a reflection maps the lattice onto itself (none: oblique; two:
+   rectangular or centred; four: square; six: hexagonal), and 4- or 6-fold rotations only
+   for square and hexagonal lattices.
+3. **Scores.** For each allowed operation ``g`` (a rotation about the image centre, or a
+   reflection in a line through it), the central disc of ``g(image)`` is compared with the
+   image at every translation by masked normalised cross-correlation (batched FFTs): an
+   operation of the pattern about *any* centre or line gives a correlation near that of a
+   lattice translation. A score is that ratio (1: as symmetric as the pattern is periodic).
+   For reflections, translations with a parallel component of half the period along the
+   line are glides, the others mirrors, scored apart where the lattice distinguishes them.
+4. **Groups.** Rotation order (1, 2, 3, 4, 6), reflections per direction and the family
+   give the plane groups consistent with all of them, each with its margin (how far the
+   weakest deciding score is from the threshold).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "COLUMNS",
+    "FAMILIES",
+    "SCORE_COLUMNS",
+    "THRESHOLD",
+    "Measurement",
+    "measure",
+    "measure_many",
+    "score_rows",
+    "score_table",
+    "stored_pixel_nm",
+]
+
+#: A score at or above this is a symmetry of the image.
+THRESHOLD = 0.85
+#: Autocorrelation peaks below this (relative to the origin) are not lattice points.
+MIN_PEAK = 0.25
+#: Tolerances of the lattice's own symmetry (relative length, and angle in degrees).
+LENGTH_TOL, ANGLE_TOL = 0.06, 4.0
+
+#: The per-image columns of :meth:`Measurement.row` (``symmetry_scores[image, k]``).
+COLUMNS = ("lattice_a_px", "lattice_b_px", "lattice_angle_deg", "lattice_confidence",
+           "rot2", "rot3", "rot4", "rot6", "mirror", "glide", "rotation_order")  # fmt: skip
+
+FAMILIES = ("oblique", "rectangular", "centred", "square", "hexagonal")
+
+
+@dataclass
+class Measurement:
+    """What :func:`measure` found in one image (lengths in pixels; ``a``, ``b`` as (x, y)
+    with y pointing down the rows)."""
+
+    has_lattice: bool
+    a: np.ndarray | None = None
+    b: np.ndarray | None = None
+    confidence: float = 0.0
+    family: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)  # rot2.., mirror@deg, glide@deg
+    rotation_order: int | None = None
+    reflection: bool | None = None
+    groups: dict[str, float] = field(default_factory=dict)  # candidate -> margin
+
+    @property
+    def angle_deg(self) -> float:
+        if self.a is None:
+            return math.nan
+        c = float(self.a @ self.b / (np.linalg.norm(self.a) * np.linalg.norm(self.b)))
+        return math.degrees(math.acos(max(-1.0, min(1.0, c))))
+
+    @property
+    def group(self) -> str | None:
+        """The most likely consistent group (largest margin), None without a lattice."""
+        return max(self.groups, key=self.groups.get) if self.groups else None
+
+    def row(self) -> dict[str, Any]:
+        """Flat values, named like :data:`COLUMNS` (NaN where not measured)."""
+        nan = math.nan
+        mirrors = [v for k, v in self.scores.items() if k.startswith("mirror@")]
+        glides = [v for k, v in self.scores.items() if k.startswith("glide@")]
+        return {
+            "lattice_a_px": float(np.linalg.norm(self.a)) if self.has_lattice else nan,
+            "lattice_b_px": float(np.linalg.norm(self.b)) if self.has_lattice else nan,
+            "lattice_angle_deg": self.angle_deg,
+            "lattice_confidence": self.confidence,
+            **{k: self.scores.get(k, nan) for k in ("rot2", "rot3", "rot4", "rot6")},
+            "mirror": max(mirrors) if mirrors else nan,
+            "glide": max(glides) if glides else nan,
+            "rotation_order": self.rotation_order or 0,
+        }
+
+
+# -- array helpers (NumPy or CuPy) ------------------------------------------------------
+def _ndimage(xp):
+    if xp is np:
+        import scipy.ndimage as ndi
+    else:  # pragma: no cover - GPU
+        import cupyx.scipy.ndimage as ndi
+    return ndi
+
+
+def _to_host(x) -> np.ndarray:
+    return x.get() if hasattr(x, "get") else np.asarray(x)
+
+
+def _prepare(image, xp, smooth: float):
+    a = xp.asarray(image, dtype=xp.float64)
+    a = _ndimage(xp).gaussian_filter(a, smooth) if smooth > 0 else a
+    a = a - a.mean()
+    sd = float(a.std())
+    return a / sd if sd > 0 else a
+
+
+def _highpass(a, xp, sigma: float):
+    return a - _ndimage(xp).gaussian_filter(a, sigma)
+
+
+# -- 1. lattice ---------------------------------------------------------------------------
+def _autocorrelation(a, xp):
+    """Normalised autocorrelation for shifts |dx|, |dy| < n/2, origin at the centre."""
+    ny, nx = a.shape
+    f = xp.fft.rfft2(a, s=(2 * ny, 2 * nx))
+    acf = xp.fft.irfft2(f * xp.conj(f), s=(2 * ny, 2 * nx))
+    ones = xp.fft.rfft2(xp.ones_like(a), s=(2 * ny, 2 * nx))
+    overlap = xp.fft.irfft2(ones * xp.conj(ones), s=(2 * ny, 2 * nx))
+    acf = xp.fft.fftshift(acf / xp.maximum(overlap, 1.0))
+    cy, cx = ny, nx
+    hy, hx = ny // 2, nx // 2
+    win = acf[cy - hy : cy + hy + 1, cx - hx : cx + hx + 1]
+    return _to_host(win / win[hy, hx])
+
+
+def _peaks(acf: np.ndarray, min_value: float) -> np.ndarray:
+    """Local maxima (3x3) above ``min_value``, as sub-pixel (dx, dy) and value, origin out."""
+    hy, hx = acf.shape[0] // 2, acf.shape[1] // 2
+    c = acf[1:-1, 1:-1]
+    is_max = c >= min_value
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                is_max &= c >= acf[1 + dy : acf.shape[0] - 1 + dy, 1 + dx : acf.shape[1] - 1 + dx]
+    ys, xs = np.nonzero(is_max)
+    ys, xs = ys + 1, xs + 1
+    out = []
+    for y, x in zip(ys, xs, strict=True):
+        if abs(y - hy) <= 1 and abs(x - hx) <= 1:
+            continue
+
+        # parabolic refinement along each axis
+        def vertex(m, z, p):
+            d = m - 2 * z + p
+            return 0.0 if d >= 0 else 0.5 * (m - p) / d
+
+        def lift(m, z, p):  # the parabola's vertex above the sampled maximum
+            d = m - 2 * z + p
+            return 0.0 if d >= 0 else -((m - p) ** 2) / (8 * d)
+
+        ox = vertex(acf[y, x - 1], acf[y, x], acf[y, x + 1])
+        oy = vertex(acf[y - 1, x], acf[y, x], acf[y + 1, x])
+        out.append(
+            (
+                x - hx + ox,
+                y - hy + oy,
+                acf[y, x]
+                + lift(acf[y, x - 1], acf[y, x], acf[y, x + 1])
+                + lift(acf[y - 1, x], acf[y, x], acf[y + 1, x]),
+            )
+        )
+    return np.asarray(out, float).reshape(-1, 3)
+
+
+def _reduce(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lagrange-Gauss reduction: the two shortest independent vectors, |a| <= |b|, and
+    a.b >= 0 (angle at most 90 degrees)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    for _ in range(100):
+        if a @ a > b @ b:
+            a, b = b, a
+        mu = round(float(a @ b / (a @ a)))
+        if mu == 0:
+            break
+        b = b - mu * a
+    if a @ b < 0:
+        b = -b
+    return a, b
+
+
+def _lattice(acf: np.ndarray, min_peak: float, *, relaxed: bool = False):
+    """``(a, b, confidence)`` from the autocorrelation, or None when it shows no lattice.
+
+    A basis is tried from the strongest peaks (those within 90%, then 75%, then 60% of the
+    highest): the finest lattice they span must predict the peaks in view. Near (out to
+    four cells) at least 80% of its points must hold a peak within 10% below that share
+    (a weaker pseudo-translation of the motif is not a lattice vector), and the median
+    height there is the confidence; far (out to the edge of the window) 80% of its points
+    must still fall on a peak (a quasicrystal's do not). ``relaxed`` (real scans: decaying,
+    anisotropic peaks from drift, creep and finite domains) tries weaker shares, counts
+    any peak and looks three cells out.
+    """
+    floor = 0.4 * min_peak if relaxed else min_peak
+    peaks = _peaks(acf, floor)
+    if len(peaks) < 2:
+        return None
+    vec, val = peaks[:, :2], peaks[:, 2]
+    half = np.asarray(acf.shape[::-1]) // 2 - 2
+    for share in (0.9, 0.75, 0.6, 0.45, 0.3) if relaxed else (0.9, 0.75, 0.6):
+        basis = _first_basis(vec[val >= share * val.max()])
+        if basis is None:
+            continue
+        a, b = _refine(*basis, vec[val >= 0.5 * share * val.max()])
+        if relaxed and np.linalg.norm(b) > np.min(half) / 3:
+            continue  # a scan's lattice shows many cells; a few large "cells" are domains
+        near = _predicted(peaks, a, b, half, (3.0 if relaxed else 4.0) * float(np.linalg.norm(b)))
+        if near is None or (relaxed and len(near) < 12):
+            continue
+        need = floor if relaxed else (share - 0.1) * val.max()
+        if np.mean(near >= need) < (0.7 if relaxed else 0.8) or np.median(near) < floor:
+            continue
+        far = _predicted(peaks, a, b, half, np.inf)
+        if far is not None and np.mean(far > 0) < (0.6 if relaxed else 0.8):
+            continue
+        if not relaxed and far is not None and np.median(far) < 0.7 * np.median(near):
+            continue  # strong only near: quasi-periodic order, not a lattice
+        return a, b, float(np.median(near))
+    return None
+
+
+def _first_basis(cand: np.ndarray):
+    order = np.argsort(np.hypot(*cand.T))
+    if len(order) < 2:
+        return None
+    a = cand[order[0]]
+    for i in order[1:]:
+        v = cand[i]
+        if abs(a[0] * v[1] - a[1] * v[0]) > 0.25 * np.linalg.norm(a) * np.linalg.norm(v):
+            return _reduce(a, v)
+    return None
+
+
+def _refine(a: np.ndarray, b: np.ndarray, vec: np.ndarray):
+    """Least squares of a, b on the peaks near a lattice point, out to four cells."""
+    basis = np.stack([a, b], axis=1)
+    vec = vec[np.hypot(*vec.T) <= 4.0 * max(np.linalg.norm(a), np.linalg.norm(b))]
+    idx = np.linalg.solve(basis, vec.T).T
+    near = np.abs(idx - np.round(idx)).max(1) < 0.15
+    ij = np.round(idx[near])
+    keep = np.abs(ij).sum(1) > 0
+    if keep.sum() < 2 or np.linalg.matrix_rank(ij[keep]) < 2:
+        return a, b
+    sol, *_ = np.linalg.lstsq(ij[keep], vec[near][keep], rcond=None)
+    return _reduce(sol[0], sol[1])
+
+
+def _predicted(peaks: np.ndarray, a: np.ndarray, b: np.ndarray, half: np.ndarray, reach: float):
+    """The height of the peak at each lattice point in view out to ``reach`` (0 where none
+    is within 1.5 px, or 6% of the point's distance up to 12% of |a|), or None when fewer
+    than two are."""
+    reach = min(0.85 * float(np.min(half)), reach)
+    basis = np.stack([a, b], axis=1)
+    area = abs(np.linalg.det(basis))
+    if area < 1.0:
+        return None
+    span = int(np.ceil(reach * max(np.linalg.norm(a), np.linalg.norm(b)) / area)) + 1
+    i, j = np.meshgrid(np.arange(-span, span + 1), np.arange(-span, span + 1))
+    grid = np.stack([i.ravel(), j.ravel()], axis=1).astype(float)
+    grid = grid[np.abs(grid).sum(1) > 0]
+    pts = grid @ basis.T
+    dist = np.hypot(*pts.T)
+    inside = (np.abs(pts) <= half).all(1) & (dist <= reach)
+    if inside.sum() < 2:
+        return None
+    pts, dist = pts[inside], dist[inside]
+    d2 = ((pts[:, None, :] - peaks[None, :, :2]) ** 2).sum(-1)
+    nearest = d2.argmin(1)
+    tol = np.maximum(1.5, np.minimum(0.06 * dist, 0.12 * float(np.linalg.norm(a)))) ** 2
+    return np.where(d2[np.arange(len(pts)), nearest] <= tol, peaks[nearest, 2], 0.0)
+
+
+def _bilinear(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    hy, hx = img.shape[0] // 2, img.shape[1] // 2
+    x, y = pts[:, 0] + hx, pts[:, 1] + hy
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    fx, fy = x - x0, y - y0
+    x0, y0 = np.clip(x0, 0, img.shape[1] - 2), np.clip(y0, 0, img.shape[0] - 2)
+    return ((1 - fx) * (1 - fy) * img[y0, x0] + fx * (1 - fy) * img[y0, x0 + 1]
+            + (1 - fx) * fy * img[y0 + 1, x0] + fx * fy * img[y0 + 1, x0 + 1])  # fmt: skip
+
+
+# -- 2. the lattice's own symmetry ------------------------------------------------------
+def _reflection(deg: float) -> np.ndarray:
+    t = math.radians(2 * deg)
+    return np.array([[math.cos(t), math.sin(t)], [math.sin(t), -math.cos(t)]])
+
+
+def _rotation(deg: float) -> np.ndarray:
+    t = math.radians(deg)
+    return np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+
+
+def _family(a: np.ndarray, b: np.ndarray):
+    """The lattice family of a reduced basis and its mirror directions, from the metric:
+    ``[(angle_deg, period, distinct)]`` with the shortest lattice vector along each line,
+    and whether mirror and glide differ there (not where lattice vectors have half that
+    period along the line, as in centred, square-diagonal and hexagonal directions)."""
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    gamma = math.degrees(math.acos(max(-1.0, min(1.0, float(a @ b) / (na * nb)))))
+    equal = abs(nb - na) <= LENGTH_TOL * na
+    right = abs(gamma - 90.0) <= ANGLE_TOL
+    half = abs(2 * float(a @ b) - na * na) <= 2 * LENGTH_TOL * na * na  # |b - a| = |b|
+    h = b - (float(a @ b) / (na * na)) * a  # b's part perpendicular to a
+    if equal and right:
+        family, dirs = "square", [a, b, a + b, a - b]
+    elif equal and abs(gamma - 60.0) <= ANGLE_TOL:
+        family, dirs = "hexagonal", [a, b, b - a, a + b, 2 * b - a, 2 * a - b]
+    elif right:
+        family, dirs = "rectangular", [a, b]
+    elif equal:
+        family, dirs = "centred", [a + b, a - b]
+    elif half:
+        family, dirs = "centred", [a, h]
+    else:
+        return "oblique", []
+    basis = np.stack([a, b], axis=1)
+    lines = []
+    for v in dirs:
+        deg = math.degrees(math.atan2(v[1], v[0])) % 180.0
+        u = np.array([math.cos(math.radians(deg)), math.sin(math.radians(deg))])
+        along = _shortest_along(u, basis)
+        step = min(
+            abs(float(u @ w)) for w in _small_vectors(basis) if abs(float(u @ w)) > 0.05 * na
+        )
+        lines.append((deg, along, step > 0.75 * along))
+    return family, sorted(lines)
+
+
+def _small_vectors(basis: np.ndarray) -> list[np.ndarray]:
+    return [basis @ np.array([i, j]) for i in range(-3, 4) for j in range(-3, 4) if i or j]
+
+
+def _shortest_along(u: np.ndarray, basis: np.ndarray) -> float:
+    """The shortest lattice vector parallel to the unit vector ``u``."""
+    na = float(np.linalg.norm(basis[:, 0]))
+    found = [float(np.linalg.norm(w)) for w in _small_vectors(basis)
+             if abs(_cross(u, w)) < 0.05 * na]  # fmt: skip
+    return min(found) if found else 2.0 * na
+
+
+def _cross(u: np.ndarray, v: np.ndarray) -> float:
+    return float(u[0] * v[1] - u[1] * v[0])
+
+
+# -- 3. scores ----------------------------------------------------------------------------
+class _Correlator:
+    """Masked NCC of the image's central disc, transformed, against the whole image at
+    every translation that keeps the disc inside (the shared sums computed once)."""
+
+    def __init__(self, a, xp, radius: int):
+        self.a, self.xp, self.r = a, xp, radius
+        self.coeffs = _ndimage(xp).spline_filter(a, order=3)  # once, for every transform
+        n = a.shape[0]
+        k = 2 * radius + 1
+        yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+        self.mask = xp.asarray((xx**2 + yy**2 <= radius**2).astype(np.float64))
+        self.m = float(self.mask.sum())
+        self.fa = xp.fft.rfft2(a)
+        self.n, self.k = n, k
+        fm = xp.fft.rfft2(self.mask, s=a.shape)
+        s1 = xp.fft.irfft2(self.fa * xp.conj(fm), s=a.shape)
+        s2 = xp.fft.irfft2(xp.fft.rfft2(a * a) * xp.conj(fm), s=a.shape)
+        valid = n - k + 1
+        s1, s2 = s1[:valid, :valid], s2[:valid, :valid]
+        self.local = xp.sqrt(xp.maximum(s2 - s1 * s1 / self.m, 1e-12))
+        self.centre = (n - 1) / 2.0
+        self.offset = (n - k) / 2.0  # the shift that puts the disc back where it was
+
+    def ncc(self, matrix: np.ndarray):
+        """NCC map over translations t (t = index - offset) of the disc of ``g(image)``."""
+        xp = self.xp
+        r = self.r
+        yy, xx = np.mgrid[-r : r + 1, -r : r + 1].astype(np.float64)
+        inv = np.linalg.inv(matrix)  # template(x) = image(g^-1 x) about the centre
+        sx = inv[0, 0] * xx + inv[0, 1] * yy + self.centre
+        sy = inv[1, 0] * xx + inv[1, 1] * yy + self.centre
+        coords = xp.asarray(np.stack([sy, sx]))
+        t = _ndimage(xp).map_coordinates(self.coeffs, coords, order=3, prefilter=False)
+        t = (t - (t * self.mask).sum() / self.m) * self.mask
+        norm = float(xp.sqrt((t * t).sum()))
+        if norm == 0:
+            return None
+        num = xp.fft.irfft2(self.fa * xp.conj(xp.fft.rfft2(t, s=self.a.shape)), s=self.a.shape)
+        valid = self.n - self.k + 1
+        return _to_host(num[:valid, :valid] / (norm * self.local))
+
+
+def _peak_value(ncc: np.ndarray, select=None) -> tuple[float, np.ndarray]:
+    """Highest value (optionally among translations ``select`` allows) and where."""
+    v = ncc if select is None else np.where(select, ncc, -np.inf)
+    i = np.unravel_index(int(np.argmax(v)), v.shape)
+    return float(v[i]), np.array([i[1], i[0]], float)
+
+
+def measure(image, *, xp=np, smooth: float | None = None, threshold: float = THRESHOLD,
+            min_peak: float = MIN_PEAK) -> Measurement:  # fmt: skip
+    """The lattice, symmetry scores and consistent plane groups of one 2-D image.
+
+    Parameters
+    ----------
+    image : array (ny, nx)
+        Square images are used as they are; others are centre-cropped to a square.
+    xp : module
+        ``numpy`` or ``cupy``: where the FFTs run.
+    smooth : float, optional
+        Gaussian sigma in pixels applied first (default: 1 px per 256 px of image).
+    """
+    img = xp.asarray(image)
+    n = min(img.shape)
+    y0, x0 = (img.shape[0] - n) // 2, (img.shape[1] - n) // 2
+    img = img[y0 : y0 + n, x0 : x0 + n]
+    sigma = n / 256.0 if smooth is None else smooth
+    a_img = _prepare(img, xp, sigma)
+    if not np.isfinite(float(a_img.sum())) or float(a_img.std()) == 0:
+        return Measurement(False)
+    found = _lattice(_autocorrelation(a_img, xp), min_peak)
+    if found is None:
+        # a lattice on a background (an island, a terrace, a tilt): band-pass and retry
+        a_img = _prepare(_highpass(xp.asarray(img, dtype=xp.float64), xp, n / 24.0), xp, sigma)
+        found = _lattice(_autocorrelation(a_img, xp), min_peak, relaxed=True)
+    if found is None:
+        return Measurement(False)
+    a, b, confidence = found
+    family, lines = _family(a, b)
+    radius = max(4, n // 4)
+    corr = _Correlator(a_img, xp, radius)
+    # the baseline: a pure lattice translation (as symmetric as the pattern is periodic)
+    ident = corr.ncc(np.eye(2))
+    if ident is None:
+        return Measurement(False)
+    base = _translation_score(ident, corr.offset, a, b)
+    if not base > 0:  # cells too large for the window: the autocorrelation's own peaks
+        base = confidence
+    scores: dict[str, float] = {}
+    allowed = {"rot2": 180.0}
+    if family == "square":
+        allowed["rot4"] = 90.0
+    if family == "hexagonal":
+        allowed.update({"rot3": 120.0, "rot6": 60.0})
+    for name, deg in allowed.items():
+        ncc = corr.ncc(_rotation(deg))
+        scores[name] = 0.0 if ncc is None else min(1.0, _peak_value(ncc)[0] / base)
+    ty, tx = np.mgrid[0 : ident.shape[0], 0 : ident.shape[1]]
+    t = np.stack([tx - corr.offset, ty - corr.offset], axis=-1)
+    for deg, period, distinct in lines:
+        ncc = corr.ncc(_reflection(deg))
+        if ncc is None:
+            continue
+        u = np.array([math.cos(math.radians(deg)), math.sin(math.radians(deg))])
+        par = (t @ u) / period
+        frac = np.abs(par - np.round(par))  # 0: a mirror, 0.5: a glide
+        key = f"{deg:.1f}"
+        if distinct:
+            scores[f"mirror@{key}"] = min(1.0, _peak_value(ncc, frac < 0.25)[0] / base)
+            scores[f"glide@{key}"] = min(1.0, _peak_value(ncc, frac >= 0.25)[0] / base)
+        else:
+            scores[f"mirror@{key}"] = min(1.0, _peak_value(ncc)[0] / base)
+    m = Measurement(True, a, b, confidence, family, scores)
+    _decide(m, lines, threshold)
+    return m
+
+
+def _translation_score(ident: np.ndarray, offset: float, a: np.ndarray, b: np.ndarray) -> float:
+    """The NCC at the shortest lattice translations in view (their mean)."""
+    vals = []
+    for v in (a, b, a + b, a - b, -a, -b):
+        x, y = v[0] + offset, v[1] + offset
+        if 1 <= x < ident.shape[1] - 2 and 1 <= y < ident.shape[0] - 2:
+            xi, yi = int(np.rint(x)), int(np.rint(y))
+            vals.append(float(ident[yi - 1 : yi + 2, xi - 1 : xi + 2].max()))
+    return float(np.mean(sorted(vals)[-2:])) if vals else math.nan
+
+
+# -- 4. groups ----------------------------------------------------------------------------
+def _decide(m: Measurement, lines, thr: float) -> None:
+    s = m.scores
+    rot = {k: s[k] for k in ("rot2", "rot3", "rot4", "rot6") if k in s}
+    order, margin_rot = 1, thr - rot.get("rot2", 0.0)
+    if rot.get("rot6", 0) >= thr and rot.get("rot2", 0) >= thr and rot.get("rot3", 0) >= thr:
+        order = 6
+    elif rot.get("rot3", 0) >= thr:
+        order = 3
+    elif rot.get("rot4", 0) >= thr and rot.get("rot2", 0) >= thr:
+        order = 4
+    elif rot.get("rot2", 0) >= thr:
+        order = 2
+    wanted = {1: [], 2: ["rot2"], 3: ["rot3"], 4: ["rot2", "rot4"], 6: ["rot2", "rot3", "rot6"]}
+    absent = {1: ["rot2", "rot3"], 2: ["rot3", "rot4"], 3: ["rot2"], 4: [], 6: []}
+    margins = [rot[k] - thr for k in wanted[order]] + [
+        thr - rot[k] for k in absent[order] if k in rot
+    ]
+    margin_rot = min(margins) if margins else 1.0
+    m.rotation_order = order
+    # reflections per direction: "m" mirror, "g" glide only, "" none
+    kinds: dict[float, str] = {}
+    refl_margins = []
+    for deg, _period, distinct in lines:
+        key = f"{deg:.1f}"
+        mir = s.get(f"mirror@{key}", 0.0)
+        gli = s.get(f"glide@{key}", 0.0) if distinct else 0.0
+        # a line cannot carry both: that would make half its period a lattice vector
+        kinds[deg] = "m" if mir >= max(thr, gli) else "g" if gli >= thr else ""
+        refl_margins.append(abs(max(mir, gli) - thr))
+        if kinds[deg] == "g":
+            refl_margins.append(thr - mir)
+    m.reflection = any(kinds.values())
+    margin = min([margin_rot, *refl_margins]) if refl_margins else margin_rot
+    for name in _groups(m.family, order, kinds, lines, m.a):
+        m.groups[name] = round(float(margin), 4)
+
+
+def _groups(family: str, order: int, kinds: dict[float, str], lines, a: np.ndarray) -> list[str]:
+    """Plane groups consistent with the rotation order and the reflections found."""
+    mirrors = [d for d, k in kinds.items() if k == "m"]
+    glides = [d for d, k in kinds.items() if k == "g"]
+    if order == 1 and not mirrors and not glides:
+        return ["p1"]
+    if order == 2 and not mirrors and not glides:
+        return ["p2"]
+    if order == 3:
+        if not mirrors:
+            return ["p3"]
+        # p31m: mirrors along the shortest lattice vectors; p3m1: perpendicular to them
+        along = _along_shortest(mirrors[0], lines)
+        return ["p31m"] if along else ["p3m1"]
+    if order == 6:
+        return ["p6m"] if mirrors else ["p6"]
+    if order == 4:
+        if not mirrors and not glides:
+            return ["p4"]
+        axes = [d for d, _p, distinct in lines if distinct]  # along the square's axes
+        if all(kinds.get(d) == "m" for d in axes) and mirrors:
+            return ["p4m"]
+        return ["p4g"]
+    if family in ("rectangular", "centred", "square", "hexagonal"):
+        centred = [d for d, _p, distinct in lines if not distinct]
+        if order == 1:
+            if mirrors:
+                return ["cm"] if mirrors[0] in centred else ["pm"]
+            return ["pg"] if glides else ["p1"]
+        if order == 2:
+            if len(mirrors) >= 2:
+                return ["cmm"] if all(d in centred for d in mirrors[:2]) else ["pmm"]
+            if mirrors and glides:
+                return ["pmg"]
+            if len(glides) >= 2:
+                return ["pgg"]
+            if mirrors:
+                return ["cmm"] if mirrors[0] in centred else ["pmm", "pmg"]
+            return ["pgg", "pmg"] if glides else ["p2"]
+    return ["p2"] if order == 2 else ["p1"]
+
+
+def _along_shortest(deg: float, lines) -> bool:
+    """Whether a hexagonal lattice's mirror direction runs along its shortest vectors."""
+    shortest = min(p for _, p, _ in lines)
+    return any(abs(d - deg) < 1.0 and abs(p - shortest) < 0.05 * shortest for d, p, _ in lines)
+
+
+def measure_many(images, *, xp=np, **kw) -> list[Measurement]:
+    """:func:`measure` for each image of a stack ``[image, y, x]``."""
+    return [measure(im, xp=xp, **kw) for im in images]
+
+
+#: The columns of ``symmetry_scores[image, k]`` in the feature store: :data:`COLUMNS`,
+#: then the lattice family and the measured group as indices into :data:`FAMILIES` and
+#: ``sarise.symmetry.GROUPS`` (-1: no lattice), then the group's margin.
+SCORE_COLUMNS = (*COLUMNS, "lattice_family", "symmetry_group", "symmetry_margin")
+
+
+def score_rows(images, *, xp=np) -> np.ndarray:
+    """``symmetry_scores`` rows (float32, :data:`SCORE_COLUMNS`) of a stack of images."""
+    from sarise.symmetry import GROUPS
+
+    out = np.full((len(images), len(SCORE_COLUMNS)), np.nan, np.float32)
+    for i, im in enumerate(images):
+        m = measure(xp.asarray(im, dtype=xp.float64), xp=xp)
+        row = m.row()
+        out[i, : len(COLUMNS)] = [row[c] for c in COLUMNS]
+        out[i, len(COLUMNS)] = FAMILIES.index(m.family) if m.has_lattice else -1
+        out[i, len(COLUMNS) + 1] = GROUPS.index(m.group) if m.group else -1
+        out[i, len(COLUMNS) + 2] = m.groups.get(m.group, np.nan) if m.group else np.nan
+    return out
+
+
+def score_table(scores: np.ndarray, pixel_nm: np.ndarray | None = None):
+    """``symmetry_scores`` as named columns (a DataFrame): the family and group as text
+    ("" without a lattice), and ``lattice_a_nm``/``lattice_b_nm`` where the stored pixel
+    size (``pixel_nm``, one per image, NaN where unknown) is given."""
+    import pandas as pd
+
+    from sarise.symmetry import GROUPS
+
+    table = pd.DataFrame(np.asarray(scores, np.float64), columns=list(SCORE_COLUMNS))
+    fam = table.pop("lattice_family").fillna(-1).astype(int)
+    grp = table.pop("symmetry_group").fillna(-1).astype(int)
+    table["lattice_family"] = [FAMILIES[i] if i >= 0 else "" for i in fam]
+    table["symmetry_group"] = [GROUPS[i] if i >= 0 else "" for i in grp]
+    table["rotation_order"] = table["rotation_order"].fillna(0).astype(int)
+    if pixel_nm is not None:
+        table["lattice_a_nm"] = table["lattice_a_px"] * pixel_nm
+        table["lattice_b_nm"] = table["lattice_b_px"] * pixel_nm
+    return table
+
+
+def stored_pixel_nm(meta, size: int, fit: str) -> np.ndarray:
+    """The size in nm of one stored pixel of each image (NaN where the file gave none):
+    a square crop (``crop``) or pad (``pad``) of the scan resampled to ``size``, or a tile
+    at native resolution (``tile``)."""
+    cols = ("pixel_size_x_m", "pixels_x", "pixels_y")
+    if any(c not in meta for c in cols):
+        return np.full(len(meta), np.nan)
+    px = meta["pixel_size_x_m"].to_numpy(np.float64) * 1e9
+    nx, ny = meta["pixels_x"].to_numpy(np.float64), meta["pixels_y"].to_numpy(np.float64)
+    if fit == "tile":
+        return px
+    side = np.minimum(nx, ny) if fit == "crop" else np.maximum(nx, ny)
+    return px * side / size
+
+
+def run_columns(features_group, meta, preprocessing: dict):
+    """The measured symmetry of a run's images as named columns aligned with ``meta`` (its
+    first rows), or None when ``features.zarr`` has no ``symmetry_scores``."""
+    if "symmetry_scores" not in features_group:
+        return None
+    scores = features_group["symmetry_scores"][: len(meta)]
+    nm = stored_pixel_nm(meta, int(preprocessing.get("size", 0) or 1),
+                         str(preprocessing.get("fit", "crop")))  # fmt: skip
+    return score_table(scores, nm[: len(scores)]).set_index(meta.index[: len(scores)])
+
+
+def symmetry_descriptor(scores: np.ndarray) -> np.ndarray:
+    """A scale-free descriptor from ``symmetry_scores`` rows: the rotation, mirror and
+    glide scores, the lattice family (one-hot, and a "no lattice" flag), b/a and the cell
+    angle / 90 (NaN as 0). The lattice constant is left out: magnifications differ."""
+    x = np.asarray(scores, np.float64)
+    col = {c: i for i, c in enumerate(SCORE_COLUMNS)}
+    parts = [x[:, [col[c] for c in ("rot2", "rot3", "rot4", "rot6", "mirror", "glide")]]]
+    fam = x[:, col["lattice_family"]]
+    parts.append((fam[:, None] == np.arange(len(FAMILIES))[None, :]).astype(float))
+    parts.append((fam < 0)[:, None].astype(float))
+    a, b = x[:, col["lattice_a_px"]], x[:, col["lattice_b_px"]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        parts.append(np.stack([b / a, x[:, col["lattice_angle_deg"]] / 90.0], axis=1))
+    return np.nan_to_num(np.concatenate(parts, axis=1), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def combine(cnn: np.ndarray, scores: np.ndarray | None, kind: str, weight: float = 1.0):
+    """The descriptor ``kind`` (``cnn``, ``symmetry`` or ``both``) of images with these
+    model features and ``symmetry_scores`` rows, float32."""
+    if kind == "cnn":
+        return np.asarray(cnn, np.float32)
+    if scores is None:
+        from sarise.errors import SariseError
+
+        raise SariseError(f"descriptor {kind!r} needs the measured symmetry: extract with "
+                          "extract.symmetry: true")  # fmt: skip
+    sym = symmetry_descriptor(scores)
+    if kind == "symmetry":
+        return sym.astype(np.float32)
+
+    def unit(v):
+        v = np.asarray(v, np.float64)
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+    return np.concatenate([unit(cnn), weight * unit(sym)], axis=1).astype(np.float32)
