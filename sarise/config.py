@@ -213,7 +213,9 @@ class SymmetryConfig(_Model):
     min_contrast: float = Field(0.25, ge=0.0)
     """Reject a motif whose symmetrised standard deviation, times sqrt(orbit size), is below this."""
     max_self_similarity: float = Field(0.8, gt=0.0, le=1.0)
-    """Reject a motif whose correlation with a lattice operation its group lacks exceeds this."""
+    """Reject a motif whose correlation with a lattice operation its group lacks exceeds this
+    (a source so smooth that no motif gets below it in 50 draws gives its least
+    self-similar one)."""
     antialias: float = Field(0.6, ge=0.0, le=4.0)
     """Gaussian sigma, in image pixels, of the low-pass the pattern gets before it is sampled
     (as a detector integrates over its pixel). Without it, a cell of a few pixels aliases:
