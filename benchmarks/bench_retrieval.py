@@ -15,10 +15,10 @@ same crystal; chance is about 1/6) and the lattice-family precision. Descriptors
 - ``untrained network``: the shipped architecture with random weights (seed 0);
 - ``model, invariant none`` and ``model, invariant d4``: the model's features, plain and
   averaged over the 8 right-angle turns and flips (``extract.invariant``);
-- ``measured symmetry``: the training-free measurement (:mod:`sarise.symmetry_measure`):
-  the rotation, mirror and glide scores, the lattice family and the cell's shape (b/a and
-  angle), without its scale (the magnification is random);
-- ``model + measured symmetry``: both blocks, each of unit length.
+- ``measured symmetry``: the training-free measurement (:mod:`sarise.symmetry_measure`,
+  ``descriptor: symmetry``): the rotation, mirror and glide scores, the lattice family and
+  the cell's shape (b/a and angle), without its scale (the magnification is random);
+- ``model + measured symmetry``: ``descriptor: both``, each block of unit length.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from sarise.evaluate import FAMILIES
 from sarise.features import embed
 from sarise.models import create_model, load_model
 from sarise.symmetry.crystals import CRYSTALS, simulated_set
+from sarise.symmetry_measure import combine, score_rows, symmetry_descriptor
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -46,26 +47,6 @@ def precision_at_k(x: np.ndarray, labels: np.ndarray, k: int) -> float:
     np.fill_diagonal(sim, -np.inf)
     nearest = np.argsort(-sim, axis=1)[:, :k]
     return float((labels[nearest] == labels[:, None]).mean())
-
-
-def symmetry_descriptor(images: np.ndarray) -> np.ndarray:
-    """Scale-free measured symmetry: scores, family one-hot, b/a, angle / 90."""
-    from sarise.symmetry_measure import FAMILIES as LATTICE_FAMILIES
-    from sarise.symmetry_measure import measure
-
-    rows = []
-    for im in images:
-        m = measure(im)
-        r = m.row()
-        scores = [r[k] for k in ("rot2", "rot3", "rot4", "rot6", "mirror", "glide")]
-        onehot = [float(m.family == f) for f in LATTICE_FAMILIES]
-        shape = [r["lattice_b_px"] / r["lattice_a_px"], r["lattice_angle_deg"] / 90.0]
-        rows.append(np.nan_to_num(np.asarray(scores + onehot + shape, float), nan=0.0))
-    return np.stack(rows)
-
-
-def _joined(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.concatenate([_unit(a), _unit(b)], axis=1)
 
 
 def main(argv=None) -> None:
@@ -98,10 +79,12 @@ def main(argv=None) -> None:
     for inv in ("none", "d4"):
         add(f"model, invariant {inv}",
             lambda inv=inv: embed(model, x, invariant=inv, image_size=info["image_size"])[0])  # fmt: skip
-    sym = {}
-    add("measured symmetry", lambda: sym.setdefault("d", symmetry_descriptor(x)))
+    # what project.descriptor / search.descriptor "symmetry" and "both" use
+    scores = {}
+    add("measured symmetry",
+        lambda: symmetry_descriptor(scores.setdefault("s", score_rows(x))))  # fmt: skip
     add("model + measured symmetry",
-        lambda: _joined(embed(model, x, image_size=info["image_size"])[0], sym["d"]))  # fmt: skip
+        lambda: combine(embed(model, x, image_size=info["image_size"])[0], scores["s"], "both"))  # fmt: skip
 
     print(f"\nsame-crystal retrieval: {len(x)} simulated images ({args.per_crystal} of each of "
           f"{len(CRYSTALS)} crystals), {args.size} px, precision@{args.k} by cosine; model "

@@ -33,12 +33,10 @@ import numpy as np
 
 __all__ = [
     "COLUMNS",
-    "FAMILIES",
     "SCORE_COLUMNS",
     "THRESHOLD",
     "Measurement",
     "measure",
-    "measure_many",
     "score_rows",
     "score_table",
     "stored_pixel_nm",
@@ -54,8 +52,6 @@ LENGTH_TOL, ANGLE_TOL = 0.06, 4.0
 #: The per-image columns of :meth:`Measurement.row` (``symmetry_scores[image, k]``).
 COLUMNS = ("lattice_a_px", "lattice_b_px", "lattice_angle_deg", "lattice_confidence",
            "rot2", "rot3", "rot4", "rot6", "mirror", "glide", "rotation_order")  # fmt: skip
-
-FAMILIES = ("oblique", "rectangular", "centred", "square", "hexagonal")
 
 
 @dataclass
@@ -286,16 +282,6 @@ def _predicted(peaks: np.ndarray, a: np.ndarray, b: np.ndarray, half: np.ndarray
     nearest = d2.argmin(1)
     tol = np.maximum(1.5, np.minimum(0.06 * dist, 0.12 * float(np.linalg.norm(a)))) ** 2
     return np.where(d2[np.arange(len(pts)), nearest] <= tol, peaks[nearest, 2], 0.0)
-
-
-def _bilinear(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    hy, hx = img.shape[0] // 2, img.shape[1] // 2
-    x, y = pts[:, 0] + hx, pts[:, 1] + hy
-    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
-    fx, fy = x - x0, y - y0
-    x0, y0 = np.clip(x0, 0, img.shape[1] - 2), np.clip(y0, 0, img.shape[0] - 2)
-    return ((1 - fx) * (1 - fy) * img[y0, x0] + fx * (1 - fy) * img[y0, x0 + 1]
-            + (1 - fx) * fy * img[y0 + 1, x0] + fx * fy * img[y0 + 1, x0 + 1])  # fmt: skip
 
 
 # -- 2. the lattice's own symmetry ------------------------------------------------------
@@ -576,27 +562,22 @@ def _along_shortest(deg: float, lines) -> bool:
     return any(abs(d - deg) < 1.0 and abs(p - shortest) < 0.05 * shortest for d, p, _ in lines)
 
 
-def measure_many(images, *, xp=np, **kw) -> list[Measurement]:
-    """:func:`measure` for each image of a stack ``[image, y, x]``."""
-    return [measure(im, xp=xp, **kw) for im in images]
-
-
 #: The columns of ``symmetry_scores[image, k]`` in the feature store: :data:`COLUMNS`,
-#: then the lattice family and the measured group as indices into :data:`FAMILIES` and
-#: ``sarise.symmetry.GROUPS`` (-1: no lattice), then the group's margin.
+#: then the lattice family and the measured group as indices into
+#: ``sarise.symmetry.LATTICES`` and ``GROUPS`` (-1: no lattice), then the group's margin.
 SCORE_COLUMNS = (*COLUMNS, "lattice_family", "symmetry_group", "symmetry_margin")
 
 
 def score_rows(images, *, xp=np) -> np.ndarray:
     """``symmetry_scores`` rows (float32, :data:`SCORE_COLUMNS`) of a stack of images."""
-    from sarise.symmetry import GROUPS
+    from sarise.symmetry import GROUPS, LATTICES
 
     out = np.full((len(images), len(SCORE_COLUMNS)), np.nan, np.float32)
     for i, im in enumerate(images):
         m = measure(xp.asarray(im, dtype=xp.float64), xp=xp)
         row = m.row()
         out[i, : len(COLUMNS)] = [row[c] for c in COLUMNS]
-        out[i, len(COLUMNS)] = FAMILIES.index(m.family) if m.has_lattice else -1
+        out[i, len(COLUMNS)] = LATTICES.index(m.family) if m.has_lattice else -1
         out[i, len(COLUMNS) + 1] = GROUPS.index(m.group) if m.group else -1
         out[i, len(COLUMNS) + 2] = m.groups.get(m.group, np.nan) if m.group else np.nan
     return out
@@ -608,12 +589,12 @@ def score_table(scores: np.ndarray, pixel_nm: np.ndarray | None = None):
     size (``pixel_nm``, one per image, NaN where unknown) is given."""
     import pandas as pd
 
-    from sarise.symmetry import GROUPS
+    from sarise.symmetry import GROUPS, LATTICES
 
     table = pd.DataFrame(np.asarray(scores, np.float64), columns=list(SCORE_COLUMNS))
     fam = table.pop("lattice_family").fillna(-1).astype(int)
     grp = table.pop("symmetry_group").fillna(-1).astype(int)
-    table["lattice_family"] = [FAMILIES[i] if i >= 0 else "" for i in fam]
+    table["lattice_family"] = [LATTICES[i] if i >= 0 else "" for i in fam]
     table["symmetry_group"] = [GROUPS[i] if i >= 0 else "" for i in grp]
     table["rotation_order"] = table["rotation_order"].fillna(0).astype(int)
     if pixel_nm is not None:
@@ -652,11 +633,13 @@ def symmetry_descriptor(scores: np.ndarray) -> np.ndarray:
     """A scale-free descriptor from ``symmetry_scores`` rows: the rotation, mirror and
     glide scores, the lattice family (one-hot, and a "no lattice" flag), b/a and the cell
     angle / 90 (NaN as 0). The lattice constant is left out: magnifications differ."""
+    from sarise.symmetry import LATTICES
+
     x = np.asarray(scores, np.float64)
     col = {c: i for i, c in enumerate(SCORE_COLUMNS)}
     parts = [x[:, [col[c] for c in ("rot2", "rot3", "rot4", "rot6", "mirror", "glide")]]]
     fam = x[:, col["lattice_family"]]
-    parts.append((fam[:, None] == np.arange(len(FAMILIES))[None, :]).astype(float))
+    parts.append((fam[:, None] == np.arange(len(LATTICES))[None, :]).astype(float))
     parts.append((fam < 0)[:, None].astype(float))
     a, b = x[:, col["lattice_a_px"]], x[:, col["lattice_b_px"]]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -677,9 +660,7 @@ def combine(cnn: np.ndarray, scores: np.ndarray | None, kind: str, weight: float
     sym = symmetry_descriptor(scores)
     if kind == "symmetry":
         return sym.astype(np.float32)
+    from sarise.project import _normalise
 
-    def unit(v):
-        v = np.asarray(v, np.float64)
-        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-
-    return np.concatenate([unit(cnn), weight * unit(sym)], axis=1).astype(np.float32)
+    both = [_normalise(cnn, "cosine"), weight * _normalise(sym, "cosine")]
+    return np.concatenate(both, axis=1).astype(np.float32)

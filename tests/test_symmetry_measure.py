@@ -14,28 +14,17 @@ from sarise.symmetry_measure import measure
 PER_GROUP = 6
 
 
-def _order(m: np.ndarray) -> int:
-    p = np.eye(2, dtype=int)
-    for k in range(1, 7):
-        p = p @ m
-        if np.array_equal(p, np.eye(2, dtype=int)):
-            return k
-    raise AssertionError(m)
-
-
 def expected(name: str) -> tuple[int, bool]:
     """Rotation order and whether a reflection (mirror or glide) occurs, from the group's
     linear parts."""
     g = get_group(name)
-    dets = [round(np.linalg.det(m)) for m in g.linear]
-    order = max(_order(m) for m, d in zip(g.linear, dets, strict=True) if d == 1)
-    return order, any(d == -1 for d in dets)
+    return g.rotation_order, g.reflects
 
 
 def primitive(image) -> np.ndarray:
     """The primitive basis of the generated lattice (centred cells halved)."""
     b = image.basis.copy()
-    if get_group(image.group).family == "centred":
+    if get_group(image.group).centred:
         b = np.stack([(b[:, 0] + b[:, 1]) / 2, b[:, 1]], axis=1)
     return b
 

@@ -151,6 +151,34 @@ class PlaneGroup:
     def hexagonal(self) -> bool:
         return self.family == "hexagonal"
 
+    @property
+    def rotation_order(self) -> int:
+        """The highest rotation order among the operations (1, 2, 3, 4 or 6).
+
+        >>> get_group("p31m").rotation_order, get_group("pgg").rotation_order
+        (3, 2)
+        """
+        orders = []
+        for m in self.linear:
+            if round(np.linalg.det(m)) != 1:
+                continue
+            p = np.eye(2, dtype=np.int64)
+            for k in range(1, 7):
+                p = p @ m
+                if np.array_equal(p, np.eye(2, dtype=np.int64)):
+                    orders.append(k)
+                    break
+        return max(orders)
+
+    @property
+    def reflects(self) -> bool:
+        """Whether the group holds a mirror or a glide (an operation of determinant -1).
+
+        >>> get_group("pg").reflects, get_group("p6").reflects
+        (True, False)
+        """
+        return any(round(np.linalg.det(m)) == -1 for m in self.linear)
+
 
 def get_group(group: str | int) -> PlaneGroup:
     """Return the :class:`PlaneGroup` for a name or label.
