@@ -20,3 +20,8 @@ rule all:
     default_target: True
     input:
         get_final_outputs(),
+
+
+rule map:
+    input:
+        get_map_outputs(),

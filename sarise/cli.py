@@ -270,13 +270,32 @@ def demo_archive_cmd(
 @app.command("ingest")
 def ingest_cmd(
     out: Annotated[Path, typer.Argument(help="Image store folder (created or appended to).")],
-    sources: Annotated[list[str], typer.Argument(help="Files, folders or glob patterns.")],
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(help="Files, folders or glob patterns (default: archive.sources)."),
+    ] = None,
     config: ConfigOpt = None,
     sidecar: Annotated[
-        Path | None, typer.Option(help="CSV or YAML of extra metadata, keyed by path or glob.")
+        Path | None,
+        typer.Option(
+            help="CSV or YAML of extra metadata, keyed by path or glob (default: archive.sidecar)."
+        ),  # fmt: skip
     ] = None,
     root: Annotated[
-        Path | None, typer.Option(help="Store paths relative to this folder (sidecar keys).")
+        Path | None,
+        typer.Option(help="Store paths relative to this folder (default: archive.root)."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="Glob of files to leave out (repeatable; default: archive.exclude)."),
+    ] = None,
+    file_wins: Annotated[
+        bool | None,
+        typer.Option(
+            "--file-wins/--sidecar-wins",
+            help="Where a sidecar and a file's header "
+            "disagree, keep the file's value (ingest.precedence: file).",
+        ),  # fmt: skip
     ] = None,
     cluster: ClusterOpt = None,
     workers: WorkersOpt = None,
@@ -300,13 +319,22 @@ def ingest_cmd(
     overrides = _cluster_overrides(cluster, workers)
     if max_failed_fraction is not None:
         overrides["ingest.max_failed_fraction"] = max_failed_fraction
+    if file_wins is not None:
+        overrides["ingest.precedence"] = "file" if file_wins else "sidecar"
     cfg = load_config(config, **overrides)
+    archive = cfg.archive
+    sources = list(sources or archive.sources)
+    if not sources:
+        raise typer.BadParameter("give files, folders or globs, or set archive.sources in the "
+                                 "config", param_hint="sources")  # fmt: skip
+    sidecar = sidecar or (Path(archive.sidecar) if archive.sidecar else None)
+    root = root or (Path(archive.root) if archive.root else None)
+    exclude = list(exclude or archive.exclude)
     with get_client(cfg.cluster) as client:
-        summary = ingest(sources, out, config=cfg.ingest, sidecar=sidecar, root=root,
-                         client=client, show_progress=progress, prune=prune)  # fmt: skip
-    typer.echo(summary.table())
-    _record(out.parent, "ingest", cfg, started, [out], sources=list(sources),
-            sidecar=str(sidecar) if sidecar else None)  # fmt: skip
+        ingest(sources, out, config=cfg.ingest, sidecar=sidecar, root=root, client=client,
+               show_progress=progress, prune=prune, exclude=exclude)  # fmt: skip
+    _record(out.parent, "ingest", cfg, started, [out], sources=sources,
+            sidecar=str(sidecar) if sidecar else None, exclude=exclude)  # fmt: skip
 
 
 @app.command("extract")

@@ -3,7 +3,7 @@
 ========  ==================================================================================
 kind      workers
 ========  ==================================================================================
-local     ``distributed.LocalCluster`` of processes on this machine (no dashboard)
+local     ``distributed.LocalCluster`` of processes on this machine
 cuda      ``dask_cuda.LocalCUDACluster``: one worker per visible GPU, optional RMM pool that
           torch and CuPy allocate from (``sarise[gpu]``)
 slurm     ``dask_jobqueue.SLURMCluster``: batch jobs that start workers and connect back here
@@ -56,6 +56,7 @@ def get_client(config: ClusterConfig | None = None, **overrides) -> Iterator:
     from distributed import Client
 
     keep_malloc_dynamic()
+    quiet_dask()
 
     if cfg.kind == "mpi":
         from dask_mpi import send_close_signal
@@ -97,6 +98,34 @@ def keep_malloc_dynamic() -> None:
         dask.config.set({"distributed.nanny.pre-spawn-environ": env})
 
 
+#: Loggers of the Dask stack: their INFO lines (workers starting, connections, closing)
+#: are not the user's business, so they log at WARNING unless sarise logs at DEBUG.
+DASK_LOGGERS = ("distributed", "dask_jobqueue", "dask_mpi", "dask_cuda", "tornado", "bokeh")
+
+
+def quiet_dask() -> None:
+    """Keep Dask's own INFO chatter out of the log unless sarise logs at DEBUG: here and in
+    the worker processes this process spawns (through Dask's logging config)."""
+    import dask
+
+    debug = logging.getLogger("sarise").getEffectiveLevel() <= logging.DEBUG
+    level = logging.DEBUG if debug else logging.WARNING
+    for name in DASK_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    name = logging.getLevelName(level).lower()
+    dask.config.set({"logging": {**dict(dask.config.get("logging", {}) or {}),
+                                 "distributed": name}})  # fmt: skip
+    os.environ["DASK_LOGGING__DISTRIBUTED"] = name
+
+
+def _http(cfg: ClusterConfig) -> dict:
+    """Scheduler options: the dashboard only where asked, at its address; without it the
+    scheduler's HTTP endpoints bind a free port instead of Dask's default 8787."""
+    if cfg.dashboard:
+        return {"dashboard": True, "dashboard_address": cfg.dashboard}
+    return {"dashboard": False, "dashboard_address": ":0"}
+
+
 def worker_threads(client) -> dict[str, int]:
     """Cores each worker may give torch: its host's cores shared by that host's workers."""
     cores = client.run(lambda: len(os.sched_getaffinity(0)))
@@ -114,7 +143,7 @@ def _local(cfg: ClusterConfig):
     n = cfg.workers or len(os.sched_getaffinity(0))
     logger.info("local Dask cluster: %d worker processes x %d threads", n, cfg.threads_per_worker)
     return LocalCluster(n_workers=n, threads_per_worker=cfg.threads_per_worker, processes=True,
-                        dashboard_address=None)  # fmt: skip
+                        dashboard_address=cfg.dashboard, scheduler_kwargs=_http(cfg))  # fmt: skip
 
 
 def _cuda(cfg: ClusterConfig):
@@ -124,7 +153,8 @@ def _cuda(cfg: ClusterConfig):
         raise SariseError(
             "cluster kind 'cuda' needs dask-cuda: pip install 'sarise[gpu]'"
         ) from None
-    kwargs = {"threads_per_worker": cfg.threads_per_worker, "dashboard_address": None}
+    kwargs = {"threads_per_worker": cfg.threads_per_worker, "dashboard_address": cfg.dashboard,
+              "scheduler_kwargs": _http(cfg)}  # fmt: skip
     if cfg.workers:
         kwargs["n_workers"] = cfg.workers
     if cfg.rmm_pool_size:
@@ -160,7 +190,7 @@ def _slurm(cfg: ClusterConfig):
         python=sys.executable,
         log_directory=logs,
         local_directory=tempfile.gettempdir(),
-        scheduler_options={"dashboard_address": None},
+        scheduler_options=_http(cfg),
         job_name="sarise-dask",
     )
     logger.info("SLURM Dask cluster: %d jobs x %d workers\n%s", cfg.jobs, workers // cfg.jobs,
@@ -181,7 +211,9 @@ def _mpi_client(cfg: ClusterConfig):
         raise SariseError("cluster kind 'mpi' needs at least 3 ranks (scheduler, client, "
                           "worker): mpirun -np 3 ...")  # fmt: skip
     # ranks 0 and 2+ run the scheduler and the workers until rank 1 is done, then exit
-    is_client = dask_mpi.initialize(nthreads=cfg.threads_per_worker, dashboard=False,
+    is_client = dask_mpi.initialize(nthreads=cfg.threads_per_worker,
+                                    dashboard=bool(cfg.dashboard),
+                                    dashboard_address=cfg.dashboard or ":0",
                                     local_directory=tempfile.gettempdir(), exit=False)  # fmt: skip
     if not is_client:
         sys.exit(0)

@@ -270,6 +270,11 @@ class TrainConfig(_Model):
     seed: int = Field(0, ge=0)
     """Seed of the weight initialisation (the data follow ``symmetry.seed``)."""
     model: ModelConfig = Field(default_factory=ModelConfig)
+    init: str | None = None
+    """Start from the weights of this model (a ``.safetensors`` from ``sarise export``, or a
+    training ``.ckpt``; ``shipped``: the shipped model) instead of a random initialisation:
+    fine-tuning. Its architecture must equal ``model``; its sha256 is part of the run's
+    fingerprint. Relative paths are relative to the working directory."""
     steps: int = Field(20000, ge=1)
     """Optimiser steps in total (the run length; a resumed run ends at the same step)."""
     steps_per_epoch: int = Field(1000, ge=1)
@@ -325,9 +330,13 @@ class EvaluateConfig(_Model):
 class IngestConfig(_Model):
     """Turning instrument files into the image store (``sarise ingest``)."""
 
-    channels: tuple[str, ...] = (".*",)
-    """Channel name patterns (regular expressions, case-insensitive), one store channel each:
-    the first channel of a file matching each pattern (a file with no match fails)."""
+    channels: tuple[str | tuple[str, ...], ...] = (".*",)
+    """One store channel per entry, each a channel-name pattern (regular expression,
+    case-insensitive: the first channel of the file, in file order, that matches) or a list
+    of patterns in order of preference (``[phase, height]``: the phase channel where the
+    file has one, else height). A file with no match for an entry fails with the reason.
+    Several entries store several channels per image (``[height, amplitude, phase]``);
+    ``extract.channel`` says which the model sees, or ``fuse`` for all of them."""
     flatten: Literal["auto", "none", "plane", "line"] = "auto"
     """Background removal: a fitted plane, or each scan line's own line fit; ``auto``
     levels topography only (:func:`sarise.preprocess.auto_flatten`): ``line`` for height
@@ -343,12 +352,16 @@ class IngestConfig(_Model):
 
         if not v:
             raise ValueError("channels needs at least one pattern")
-        for i, pat in enumerate(v):
-            try:
-                re.compile(pat, re.IGNORECASE)
-            except (re.error, OverflowError, RecursionError, TypeError) as exc:
-                raise ValueError(f"channels[{i}] = {pat!r} is not a regular expression: "
-                                 f"{exc}") from None  # fmt: skip
+        for i, entry in enumerate(v):
+            patterns = (entry,) if isinstance(entry, str) else entry
+            if not patterns:
+                raise ValueError(f"channels[{i}] is an empty list of patterns")
+            for pat in patterns:
+                try:
+                    re.compile(pat, re.IGNORECASE)
+                except (re.error, OverflowError, RecursionError, TypeError) as exc:
+                    raise ValueError(f"channels[{i}] = {pat!r} is not a regular expression: "
+                                     f"{exc}") from None  # fmt: skip
         return v
 
     @field_validator("clip")
@@ -373,6 +386,32 @@ class IngestConfig(_Model):
     reason before its pixels are read, so a corrupt or hostile header never exhausts memory."""
     max_failed_fraction: float = Field(0.0, ge=0.0, le=1.0)
     """Exit non-zero when more than this fraction of the files failed."""
+    precedence: Literal["sidecar", "file"] = "sidecar"
+    """Where a sidecar and a file's header both give ``material``, ``sample``, ``operator``,
+    ``date`` or ``imaging_mode``: ``sidecar`` (the sidecar's value replaces the header's)
+    or ``file`` (the sidecar only fills what the header left empty)."""
+
+
+class ArchiveConfig(_Model):
+    """Your own archive: the instrument files a run maps (``snakemake map``, and
+    ``sarise ingest`` when it is given no sources).
+
+    Set ``sources`` and the DAG ingests exactly these files, nothing of its own: no demo
+    archive, no shared example data, no generated dataset and no training (extraction uses
+    ``extract.model``, by default the shipped model). Relative paths are relative to the
+    working directory (Snakemake's ``--directory``)."""
+
+    sources: tuple[str, ...] = ()
+    """Folders (walked recursively), files or glob patterns (``scans/**/*.ibw``)."""
+    sidecar: str | None = None
+    """A CSV or YAML table of metadata keyed by path or glob (``config/README.md``,
+    "Sidecars"); applied again on every ingest, so an edited sidecar updates the store."""
+    root: str | None = None
+    """Paths in the store (and sidecar keys) are relative to this folder; default: the
+    single folder in ``sources``, if there is one."""
+    exclude: tuple[str, ...] = ()
+    """Glob patterns of files to leave out, matched against the path relative to ``root``
+    and against the file name (``*_old.ibw``, ``calibration/*``)."""
 
 
 class ClusterConfig(_Model):
@@ -405,6 +444,9 @@ class ClusterConfig(_Model):
     """slurm: more ``#SBATCH`` options, e.g. ``["--gpus-per-node=4"]``."""
     timeout: float = Field(300.0, gt=0)
     """Seconds to wait for the first worker (slurm jobs may queue)."""
+    dashboard: str | None = None
+    """Serve Dask's dashboard at this address (e.g. ``":8787"``); null: no dashboard, and
+    the scheduler's own HTTP endpoints take a free port (never "port already in use")."""
 
 
 class ExtractConfig(_Model):
@@ -412,8 +454,18 @@ class ExtractConfig(_Model):
 
     model: str | None = None
     """An exported ``.safetensors`` model (or a training ``.ckpt``); null: the shipped model."""
-    channel: int = Field(0, ge=0)
-    """Store channel fed to the model."""
+    channel: int | Literal["fuse"] = 0
+    """Store channel fed to the model, or ``fuse``: every store channel through the model,
+    their features in one descriptor (:func:`sarise.features.fuse`: each channel's unit
+    vector side by side, so height, amplitude and phase weigh the same)."""
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, v):
+        if isinstance(v, int) and v < 0:
+            raise ValueError(f"channel must be >= 0 or 'fuse', got {v}")
+        return v
+
     batch_size: int = Field(256, ge=1)
     invariant: Literal["none", "d4"] = "none"
     """``d4``: average features and logits over the 8 rotations by 90 degrees and flips
@@ -502,6 +554,7 @@ class SarisConfig(_Model):
     symmetry: SymmetryConfig = Field(default_factory=SymmetryConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)

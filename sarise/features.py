@@ -347,17 +347,38 @@ def _extract_chunk(store_root: str, out: str, c: int, n: int, cfg_json: str, thr
     chunk = images.chunks[0]
     lo, hi = c * chunk, min((c + 1) * chunk, n)
     featurizer = get_featurizer(cfg, threads)
-    feats, logits = featurizer(images[lo:hi, cfg.channel])
+    if cfg.channel == "fuse":
+        feats, logits = fuse([featurizer(images[lo:hi, ch]) for ch in range(images.shape[1])])
+    else:
+        feats, logits = featurizer(images[lo:hi, cfg.channel])
+    first = 0 if cfg.channel == "fuse" else cfg.channel
     g = zarr.open_group(out, mode="r+")
     g["features"][lo:hi] = feats
     g["logits"][lo:hi] = logits
     g["probabilities"][lo:hi] = softmax(logits.astype(np.float64), axis=1).astype(np.float32)
     if cfg.symmetry:
-        g["symmetry_scores"][lo:hi] = score_rows(images[lo:hi, cfg.channel],
+        g["symmetry_scores"][lo:hi] = score_rows(images[lo:hi, first],
                                                  xp=_array_module(featurizer.model))  # fmt: skip
     g["image_id"][lo:hi] = ids[lo:hi]
     g["done"][c] = hi - lo  # the chunk's commit
     return hi - lo
+
+
+def fuse(per_channel: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """One descriptor from the features of every channel of an image (``extract.channel:
+    fuse``): each channel's features scaled to unit length, side by side, over the square
+    root of the channel count (so every channel weighs the same and the whole has unit
+    length); the logits are the channels' mean.
+
+    >>> f = fuse([(np.array([[3.0, 4.0]]), np.zeros((1, 17))), (np.array([[0.0, 2.0]]), np.ones((1, 17)))])
+    >>> f[0].round(3).tolist(), float(np.linalg.norm(f[0])), float(f[1][0, 0])
+    ([[0.424, 0.566, 0.0, 0.707]], 1.0, 0.5)
+    """
+    blocks = [f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+              for f, _ in per_channel]  # fmt: skip
+    feats = np.concatenate(blocks, axis=1) / np.sqrt(len(blocks))
+    logits = np.mean([lg for _, lg in per_channel], axis=0)
+    return feats.astype(np.float32), logits.astype(np.float32)
 
 
 def extract(
@@ -396,17 +417,18 @@ def extract(
     if n == 0:
         raise SariseError(f"{store}: the image store is empty")
     n_channels = images.array("images").shape[1]
-    if cfg.channel >= n_channels:
+    if cfg.channel != "fuse" and cfg.channel >= n_channels:
         raise SariseError(f"extract.channel {cfg.channel}: the store has {n_channels} channels")
     net, info = load_model(cfg.model)  # checks the weights; workers load their own copy
     attrs = _attrs(images, info, cfg)
-    with exclusive(out, "a feature store", beside=True):
-        return _extract_locked(out, images, n, attrs, net, cfg, client, show_progress)
-
-
-def _extract_locked(out, images, n, attrs, net, cfg, client, show_progress) -> dict[str, int]:
-    g = _template(out, n, attrs, net.num_features)
+    width = net.num_features * (n_channels if cfg.channel == "fuse" else 1)
     del net
+    with exclusive(out, "a feature store", beside=True):
+        return _extract_locked(out, images, n, attrs, width, cfg, client, show_progress)
+
+
+def _extract_locked(out, images, n, attrs, width, cfg, client, show_progress) -> dict[str, int]:
+    g = _template(out, n, attrs, width)
     chunk = attrs["chunk"]
     n_chunks = math.ceil(n / chunk)
     done = g["done"][:]

@@ -11,6 +11,7 @@ and a killed run resumes without duplicates or holes. A file that fails is recor
 
 from __future__ import annotations
 
+import fnmatch
 import glob as globmod
 import logging
 import os
@@ -68,6 +69,16 @@ class IngestSummary:
         return "\n".join(lines)
 
 
+def excluded(path: Path, patterns, root: Path | None) -> bool:
+    """Whether ``path`` matches one of the ``exclude`` globs: against its path relative to
+    ``root`` (as the store names it) or its file name."""
+    from sarise.io.metadata import store_path
+
+    name = store_path(path, root)
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(path.name, p)
+               for p in patterns)  # fmt: skip
+
+
 def list_files(sources: list[str | Path], errors: list | None = None) -> list[Path]:
     """Files under folders (recursively), matched by globs, or named; sorted, unique.
 
@@ -123,16 +134,29 @@ def _walk(top: Path, errors: list | None) -> list[Path]:
     return out
 
 
-def _select(scan, patterns: tuple[str, ...]):
+def _select(scan, channels):
+    """The file's channel for each entry of ``ingest.channels``: a pattern (the first
+    channel, in file order, that matches) or a list of patterns in order of preference (the
+    first pattern that matches any channel wins)."""
     chosen = []
-    for pat in patterns:
-        rx = re.compile(pat, re.IGNORECASE)
-        match = next((c for c in scan.channels if rx.search(c.name)), None)
+    for entry in channels:
+        patterns = (entry,) if isinstance(entry, str) else tuple(entry)
+        match = None
+        for pat in patterns:
+            rx = re.compile(pat, re.IGNORECASE)
+            match = next((c for c in scan.channels if rx.search(c.name)), None)
+            if match is not None:
+                break
         if match is None:
             names = ", ".join(c.name for c in scan.channels)
-            raise SariseError(f"no channel matches {pat!r} (channels: {names})")
+            want = " or ".join(repr(p) for p in patterns)
+            raise SariseError(f"no channel matches {want} (channels: {names})")
         chosen.append(match)
     return chosen
+
+
+def _label(entry) -> str:
+    return entry if isinstance(entry, str) else ">".join(entry)
 
 
 def _flatten(cfg: IngestConfig, fmt: str, channel) -> str:
@@ -196,7 +220,8 @@ def prepare_file(path: Path, cfg: IngestConfig, known: frozenset[str], root: Pat
             raise SariseError("the file changed while it was read (size or modification "
                               "time); run ingest again to store its new content")  # fmt: skip
         channels = []
-        for c in _select(scan, cfg.channels):
+        chosen = _select(scan, cfg.channels)
+        for c in chosen:
             try:
                 channels.append(_preprocess(c.data, cfg, _flatten(cfg, fmt, c)))
             except ValueError as exc:  # non-finite or flat: the file fails, naming the channel
@@ -212,6 +237,7 @@ def prepare_file(path: Path, cfg: IngestConfig, known: frozenset[str], root: Pat
             images = np.stack([pp.fit_square(c, cfg.size, cfg.fit) for c in stack])[None]
             corners = np.full((1, 2), -1)
         row = metadata_row(scan, root=root, sha256=sha)
+        row["channel"] = ";".join(c.name for c in chosen)
         rows = [{"image_id": image_id(sha, t), **row, "tile": t} for t in range(len(images))]
         thumbs = np.stack([pp.thumbnail(im[0], cfg.thumbnail) for im in images])
         thumbs = np.stack([_pad_thumb(t, cfg.thumbnail) for t in thumbs])
@@ -243,6 +269,7 @@ def ingest(
     workers: int | None = None,
     show_progress: bool = True,
     prune: bool = False,
+    exclude: tuple[str, ...] | list[str] = (),
 ) -> IngestSummary:
     """Ingest files into the image store at ``out`` (created on first use).
 
@@ -269,6 +296,8 @@ def ingest(
         Workers to use; by default a local cluster of ``workers`` processes.
     prune : bool
         Retire the images of files that are gone (see above).
+    exclude : list of glob
+        Files to leave out (:func:`excluded`); an excluded file is neither read nor pruned.
 
     Raises
     ------
@@ -284,6 +313,10 @@ def ingest(
     side = read_sidecar(sidecar) if sidecar else None
     walk_errors: list[tuple[str, str]] = []
     files = list_files(sources, walk_errors)
+    if exclude:
+        kept = [f for f in files if not excluded(f, exclude, Path(root) if root else None)]
+        logger.info("exclude: %d of %d files left out", len(files) - len(kept), len(files))
+        files = kept
     if not files and not walk_errors:
         raise SariseError(f"no files found in {', '.join(map(str, sources))}")
     prep = {"channels": list(cfg.channels), "flatten": cfg.flatten, "clip": list(cfg.clip),
@@ -373,7 +406,7 @@ def _ingest_locked(out, files, cfg, prep, side, root, client, workers, show_prog
                               f"ingest.thumbnail is {cfg.thumbnail}; use the same or another "
                               "folder")  # fmt: skip
     else:
-        store = ImageStore.create(out, channels=[f"c{i}:{p}" for i, p in enumerate(cfg.channels)],
+        store = ImageStore.create(out, channels=[f"c{i}:{_label(p)}" for i, p in enumerate(cfg.channels)],
                                   size=cfg.size, dtype=cfg.dtype, chunk=cfg.chunk,
                                   thumbnail=cfg.thumbnail, preprocessing=prep)  # fmt: skip
     known = frozenset(store.known_sha256())
@@ -393,12 +426,31 @@ def _ingest_locked(out, files, cfg, prep, side, root, client, workers, show_prog
     elif batches:
         _run(client, batches, cfg, known, state, show_progress)
     _retire(state, scopes)
+    if side is not None:
+        _apply_sidecar(store, side, cfg)
     logger.info("ingest summary\n%s", summary.table())
     if summary.files and summary.failed / summary.files > cfg.max_failed_fraction:
         raise SariseError(f"{summary.failed} of {summary.files} files failed (see "
                           f"{out / 'errors.parquet'}); max_failed_fraction is "
                           f"{cfg.max_failed_fraction}")  # fmt: skip
     return summary
+
+
+def _apply_sidecar(store, side: pd.DataFrame, cfg: IngestConfig) -> None:
+    """Match the sidecar to every stored path and make it the store's: a rerun with a new
+    sidecar updates the metadata without reading any file again."""
+    from sarise.io.metadata import match_sidecar
+
+    paths = store.metadata()["path"].dropna().unique().tolist() if len(store) else []
+    matched = match_sidecar(side, paths)
+    store.set_sidecar(matched, file_wins=cfg.precedence == "file")
+    unused = [k for k in side["path"] if k not in set(matched["path"]) and not any(
+        fnmatch.fnmatchcase(p, k) for p in matched["path"])]  # fmt: skip
+    logger.info("sidecar: values for %d of %d stored files (%s wins where both say)",
+                len(matched), len(paths), cfg.precedence)  # fmt: skip
+    if unused:
+        logger.warning("sidecar: %d entries match no stored file (first: %s)", len(unused),
+                       unused[0])  # fmt: skip
 
 
 @dataclass
@@ -453,10 +505,9 @@ def _record_walk_errors(walk_errors: list[tuple[str, str]], state: _Run) -> None
 
 def _commit(paths, results, state: _Run) -> None:
     """Append one batch's images, record its failures."""
-    from sarise.io.metadata import join_sidecar, store_path
+    from sarise.io.metadata import store_path
 
-    store, summary, side, seen, reported = (state.store, state.summary, state.side, state.seen,
-                                            state.reported)  # fmt: skip
+    store, summary, seen, reported = state.store, state.summary, state.seen, state.reported
 
     images, corners, thumbs, rows, errors = [], [], [], [], []
     for path, r in zip(paths, results, strict=True):
@@ -485,8 +536,6 @@ def _commit(paths, results, state: _Run) -> None:
             rows.extend(rw)
     if images:
         table = pd.DataFrame(rows)
-        if side is not None:
-            table = join_sidecar(table, side, state.paths)
         store.append(np.concatenate(images), table, tile_yx=np.concatenate(corners),
                      thumbnails=np.concatenate(thumbs))  # fmt: skip
         summary.images += len(table)

@@ -8,6 +8,12 @@
 - ``metadata.parquet/``: one Parquet part per commit, one row per stored image in image
   order (strings live here, never in Zarr).
 - ``errors.parquet/``: the files that could not be ingested, with the reason.
+- ``sidecar.parquet``: the user's sidecar values matched to stored paths (one row per
+  path), replaced whole when a sidecar is applied; :meth:`ImageStore.metadata` applies it
+  (its descriptive columns win over the files' own unless it says files win).
+
+Every Parquet part of a folder has the same schema, so ``pandas.read_parquet``, polars and
+duckdb read each folder as one table.
 - ``retired.parquet/``: images whose file changed or is gone (``image_id``, ``path``,
   ``reason``: ``replaced`` or ``removed``; a row with no reason restores the image). The
   images stay in the arrays, so features stay aligned and nothing is lost; projections and
@@ -35,6 +41,7 @@ __all__ = ["SCHEMA_VERSION", "ImageStore", "image_id"]
 
 SCHEMA_VERSION = 1
 RETIRED = "retired.parquet"
+SIDECAR = "sidecar.parquet"
 
 
 def image_id(sha256: str, tile: int = 0) -> int:
@@ -131,8 +138,35 @@ class ImageStore:
         return self._group[name]
 
     def metadata(self) -> pd.DataFrame:
-        """All committed metadata rows, in image order."""
-        return _read_parts(self._parts())
+        """All committed metadata rows, in image order, with the sidecar's values applied
+        (:meth:`set_sidecar`)."""
+        from sarise.io.metadata import apply_sidecar
+
+        side, file_wins = self.sidecar()
+        return apply_sidecar(_read_parts(self._parts()), side, file_wins)
+
+    def sidecar(self) -> tuple[pd.DataFrame, bool]:
+        """The sidecar values by path (``sidecar.parquet``) and whether files win over them."""
+        path = self.root / SIDECAR
+        if not path.exists():
+            return pd.DataFrame(columns=["path"]), False
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        meta = table.schema.metadata or {}
+        return table.to_pandas(), meta.get(b"file_wins") == b"true"
+
+    def set_sidecar(self, matched: pd.DataFrame, file_wins: bool = False) -> None:
+        """Replace the store's sidecar values (one row per path, from
+        :func:`sarise.io.metadata.match_sidecar`): metadata changes, no image is read."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(matched.reset_index(drop=True), preserve_index=False)
+        table = table.replace_schema_metadata({"file_wins": "true" if file_wins else "false"})
+        tmp = self.root / (SIDECAR + ".partial")
+        pq.write_table(table, tmp)
+        os.replace(tmp, self.root / SIDECAR)
 
     def errors(self) -> pd.DataFrame:
         """The files that still fail: the latest reason per path (a row with no reason,
@@ -192,15 +226,23 @@ class ImageStore:
         g["tile_yx"][n : n + k] = -1 if tile_yx is None else tile_yx
         if thumbnails is not None:
             g["thumbnails"][n : n + k] = thumbnails
+        import pyarrow.parquet as pq
+
+        from sarise.io.metadata import typed_table
+
         part = self.root / "metadata.parquet" / f"part-{self._n_parts:06d}.parquet"
         tmp = part.with_name(part.name + ".partial")
-        rows.reset_index(drop=True).to_parquet(tmp, index=False)
+        pq.write_table(typed_table(rows), tmp)  # one schema for every part
         os.replace(tmp, part)  # the commit
         self._n += k
         self._n_parts += 1
 
     def add_errors(self, rows: pd.DataFrame) -> None:
-        """Record files that failed (``path``, ``reason`` and any other columns)."""
+        """Record files that failed (``path``, ``format``, ``reason``; no reason: the path
+        reads again)."""
+        cols = {"path": "string", "format": "string", "reason": "string"}  # one schema
+        if len(rows):
+            rows = rows.reindex(columns=list(cols)).astype(cols)
         self._add_part("errors.parquet", rows)
 
     def retire(self, rows: pd.DataFrame) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from sarise._files import file_sha256
 from sarise._version import __version__
 from sarise.config import SarisConfig
 from sarise.errors import SariseError
@@ -85,10 +86,39 @@ def cluster_world(devices: int | None = None):
     return LightningEnvironment(), devices or 1, 1
 
 
-def _fingerprint(config: SarisConfig) -> dict[str, Any]:
-    """What determines the trained weights: the generator and the training settings."""
-    return {"symmetry": config.symmetry.model_dump(mode="json"),
-            "train": config.train.model_dump(mode="json")}  # fmt: skip
+def _fingerprint(config: SarisConfig, init: Path | None = None) -> dict[str, Any]:
+    """What determines the trained weights: the generator, the training settings and the
+    starting weights (by content, not by path)."""
+    settings = config.train.model_dump(mode="json")
+    if init is not None:
+        settings["init"] = file_sha256(init)
+    return {"symmetry": config.symmetry.model_dump(mode="json"), "train": settings}
+
+
+def init_path(init: str | None) -> Path | None:
+    """The model file ``train.init`` names (``shipped``: the shipped model), checked to exist."""
+    if init is None:
+        return None
+    from sarise.models.export import pretrained_path
+
+    path = pretrained_path() if init == "shipped" else Path(init).expanduser()
+    if not path.is_file():
+        raise SariseError(f"train.init: no model at {path}")
+    return path
+
+
+def _start_from(module, path: Path, model: dict[str, Any]) -> None:
+    """Load the weights of ``path`` into ``module.model`` (fine-tuning); the architectures
+    must agree."""
+    from sarise.models import load_model
+
+    net, info = load_model(path)
+    if info["model"] != model or list(info["classes"]) != list(GROUPS):
+        raise SariseError(f"train.init: {path} is a {info['model']} model of "
+                          f"{len(info['classes'])} classes; this run trains {model} on "
+                          f"{len(GROUPS)}")  # fmt: skip
+    module.model.load_state_dict(net.state_dict())
+    logger.info("starting from the weights of %s (sha256 %s)", path, info["sha256"][:12])
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
@@ -136,7 +166,8 @@ def train(
     world = per_node * nodes
     if cfg.batch_size % world:
         raise SariseError(f"train.batch_size {cfg.batch_size} does not divide by {world} processes")
-    fingerprint = _fingerprint(config)
+    init = init_path(cfg.init)
+    fingerprint = _fingerprint(config, init)
     final = out / FINAL
     if final.exists() and not restart:
         done = load_checkpoint(final)["hyper_parameters"].get("fingerprint")
@@ -190,6 +221,8 @@ def train(
         version=__version__,
     )  # fmt: skip
     module.hparams["fingerprint"] = fingerprint
+    if init is not None and resume is None:
+        _start_from(module, init, cfg.model.model_dump())
     data = SymmetryDataModule(config.symmetry, cfg, val=val)
 
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint

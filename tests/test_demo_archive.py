@@ -24,7 +24,7 @@ def test_every_file_reads_with_its_metadata(archive):
         assert all(c.data.shape == (64, 64) and np.isfinite(c.data).all() for c in scan.channels)
         if scan.format == "hdf5":
             assert [c.name for c in scan.channels] == ["HeightRetrace", "PhaseRetrace"]
-            assert scan.metadata["material"] == row["material"]
+            assert scan.metadata["sample"] == row["material"]  # the BaseName the demo wrote
             assert scan.metadata["date"].startswith(row["date"])
         if scan.format == "tiff":
             assert [c.name for c in scan.channels] == ["Height", "Phase"]

@@ -51,7 +51,8 @@ def test_ingest_stores_good_files_records_bad_ones_and_reruns_skip(archive, tmp_
                     "--max-failed-fraction", "0.2", "--no-progress", env=cli_env)  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert len(ImageStore.open(tmp_path / "store")) == 12  # all skipped by sha256
-    assert "skipped" in again.stdout
+    assert "skipped" in again.stderr and again.stderr.count("ingest summary") == 1
+    assert "distributed." not in again.stderr  # Dask's own INFO lines stay out of the log
 
 
 def test_killed_ingest_resumes_to_the_same_store(archive, tmp_path, cli_env):
@@ -99,7 +100,10 @@ def test_real_files_and_tiles(shared_data, tmp_path):
     corners = store.array("tile_yx")[:4].tolist()
     assert corners == [[0, 0], [0, 128], [128, 0], [128, 128]]
     meta = store.metadata()
-    assert meta.loc[meta["path"] == "pfm-h5/PZT_final0001.h5", "material"].eq("PZT_final").all()
+    assert meta.loc[meta["path"] == "pfm-h5/PZT_final0001.h5", "sample"].eq("PZT_final").all()
+    # the channel each image came from is recorded: h5 height, sxm Z
+    assert meta.groupby("format")["channel"].unique().map(list).to_dict() == {
+        "hdf5": ["HeightRetrace"], "sxm": ["Z_fwd"]}  # fmt: skip
 
 
 def test_listing_and_refusals(archive, tmp_path):

@@ -48,7 +48,9 @@ def test_a_killed_append_leaves_no_duplicates_or_holes(tmp_path):
 def test_errors_and_refusals(tmp_path):
     store = ImageStore.create(tmp_path / "s", channels=["h"], size=8)
     store.add_errors(pd.DataFrame({"path": ["bad.ibw"], "reason": ["truncated"]}))
-    assert store.errors().to_dict("records") == [{"path": "bad.ibw", "reason": "truncated"}]
+    assert store.errors().to_dict("records") == [
+        {"path": "bad.ibw", "format": None, "reason": "truncated"}
+    ]
     with pytest.raises(SariseError, match="already holds an image store"):
         ImageStore.create(tmp_path / "s", channels=["h"], size=8)
     with pytest.raises(SariseError, match="do not fit"):

@@ -14,7 +14,7 @@ hold the original instrument's keys, e.g. Asylum ``MicroscopeModel``). ``scan_si
 ``[xreal, yreal]`` of the first channel when its ``si_unit_xy`` is "m" (None otherwise).
 When the ``/N/meta`` containers hold Asylum Research keys (``Date``, ``Time``,
 ``ImagingMode``, ``DriveFrequency``, ``BaseName``), they fill ``date``, ``imaging_mode``,
-``drive_frequency_hz`` and ``material``; otherwise those stay None. ``raw`` holds
+``drive_frequency_hz`` and ``sample``; otherwise those stay None. ``raw`` holds
 ``titles`` (channel number -> title), per-channel ``sizes``, ``filename`` and every
 ``/N/meta`` container as a plain ``dict`` of strings.
 
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from sarise.io._base import METADATA_KEYS, Channel, ReaderError, Scan, check_pixels, clean_name
+from sarise.io.ibw import sample_name
 
 __all__ = ["EXTRA", "FORMAT", "SUFFIXES", "read", "sniff"]
 
@@ -178,7 +179,7 @@ def _metadata(raw: dict[str, Any], first: Any) -> dict[str, Any]:
     meta["date"] = _iso_date(asylum.get("Date"), asylum.get("Time"))
     meta["imaging_mode"] = asylum.get("ImagingMode") or None
     meta["drive_frequency_hz"] = _float(asylum.get("DriveFrequency"))
-    meta["material"] = asylum.get("BaseName") or None
+    meta["sample"] = sample_name(asylum.get("BaseName"))
     return meta
 
 

@@ -259,11 +259,23 @@ def asylum_metadata(raw: Mapping[str, Any], instrument: bool) -> dict[str, Any]:
         "instrument": "Asylum Research" if instrument else None,
         "scan_size_m": _scan_size(raw),
         "date": _iso_date(raw.get("Date"), raw.get("Time")),
-        "material": _string(raw.get("BaseName")),
-        "sample": None,
+        "material": None,  # Asylum files do not say; a sidecar does
+        "sample": sample_name(raw.get("BaseName")),
         "imaging_mode": _imaging_mode(raw.get("ImagingMode")),
         "drive_frequency_hz": _number(raw.get("DriveFrequency")),
     }
+
+
+def sample_name(base: Any) -> str | None:
+    """Asylum's ``BaseName`` (the save-file prefix an operator types, usually the sample's
+    name, e.g. ``PZT_final``, ``pm2c_441_``) as a sample name: trailing separators cut.
+
+    >>> sample_name("pm2c_441_"), sample_name(""), sample_name(None)
+    ('pm2c_441', None, None)
+    """
+    name = _string(base)
+    name = name.strip().rstrip("_-. ") if name else None
+    return name or None
 
 
 def _number(value: Any) -> float | None:

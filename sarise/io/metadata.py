@@ -1,11 +1,15 @@
 """One metadata row per file, and the user's sidecar joined to it.
 
 :func:`metadata_row` flattens a :class:`~sarise.io.Scan` into the normalised columns of
-the image store's ``metadata.parquet`` (every raw key kept as one JSON column).
-:func:`read_sidecar` reads a user's CSV or YAML table (grower, substrate, deposition,
-project, outcome, ...) keyed by ``path`` (a relative path or a glob), and
-:func:`join_sidecar` adds its columns to the rows whose path matches: an exact path wins
-over a glob, and among globs the first listed wins.
+the image store's ``metadata.parquet`` (every raw key kept as one JSON column), written
+with one fixed schema (:data:`SCHEMA`) so that every Parquet reader takes the folder as
+one table. :func:`read_sidecar` reads a user's CSV or YAML table (grower, substrate,
+deposition, project, outcome, ...) keyed by ``path`` (a relative path or a glob), and
+:func:`join_sidecar` matches it to the stored paths: an exact path wins over a glob, and
+among globs the first listed wins. The store keeps the matched values in a table of
+their own (``sidecar.parquet``), so a new sidecar updates a store without reading any
+data again; its :data:`DESCRIPTIVE` columns replace the file's own values unless the
+file is told to win.
 """
 
 from __future__ import annotations
@@ -17,20 +21,73 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sarise._files import file_sha256
 from sarise.errors import SariseError
 from sarise.io._base import Scan
 
-__all__ = ["COLUMNS", "file_sha256", "join_sidecar", "metadata_row", "read_sidecar"]
+__all__ = [
+    "COLUMNS",
+    "DESCRIPTIVE",
+    "apply_sidecar",
+    "file_sha256",
+    "join_sidecar",
+    "match_sidecar",
+    "metadata_row",
+    "read_sidecar",
+    "schema",
+    "typed_table",
+]
 
 #: Normalised columns, in order (sidecar columns follow them).
 COLUMNS = (
-    "path", "sha256", "size_bytes", "format", "instrument", "channels", "units",
+    "path", "sha256", "size_bytes", "format", "instrument", "channels", "units", "channel",
     "scan_size_x_m", "scan_size_y_m", "pixel_size_x_m", "pixel_size_y_m", "pixels_x",
-    "pixels_y", "date", "material", "sample", "imaging_mode", "drive_frequency_hz", "raw",
+    "pixels_y", "date", "material", "sample", "operator", "imaging_mode",
+    "drive_frequency_hz", "raw",
 )  # fmt: skip
+
+#: What a sidecar may say about a file beside its own columns: who, what and how. The
+#: rest of :data:`COLUMNS` is measured from the file (sizes, format, checksum) and is never
+#: overridden.
+DESCRIPTIVE = ("material", "sample", "operator", "date", "imaging_mode")
+
+#: Other names a sidecar may use for the descriptive columns.
+ALIASES = {"mode": "imaging_mode", "user": "operator"}
+
+_FLOAT = ("scan_size_x_m", "scan_size_y_m", "pixel_size_x_m", "pixel_size_y_m",
+          "drive_frequency_hz")  # fmt: skip
+_INT = ("image_id", "tile", "size_bytes", "pixels_x", "pixels_y")
+
+
+def schema():
+    """The Arrow schema of every ``metadata.parquet`` part: ``image_id``, ``tile`` and
+    :data:`COLUMNS`, each with one type (a column no file filled is typed null-free)."""
+    import pyarrow as pa
+
+    names = ("image_id", "tile", *COLUMNS)
+    return pa.schema([(n, pa.int64() if n in _INT else pa.float64() if n in _FLOAT
+                       else pa.string()) for n in names])  # fmt: skip
+
+
+def typed_table(rows: pd.DataFrame):
+    """``rows`` as an Arrow table of :func:`schema` (missing columns null, the rest cast)."""
+    import pyarrow as pa
+
+    sch = schema()
+    arrays = []
+    for field in sch:
+        if field.name in rows:
+            col = rows[field.name]
+            values = [None if _missing(v) else v for v in col.tolist()]
+            if pa.types.is_string(field.type):
+                values = [v if v is None else str(v) for v in values]
+            arrays.append(pa.array(values, type=field.type))
+        else:
+            arrays.append(pa.nulls(len(rows), type=field.type))
+    return pa.Table.from_arrays(arrays, schema=sch)
 
 
 def _json_safe(value: Any) -> Any:
@@ -83,6 +140,7 @@ def metadata_row(scan: Scan, *, root: str | Path | None = None, sha256: str | No
         "instrument": meta.get("instrument"),
         "channels": ";".join(c.name for c in scan.channels),
         "units": ";".join(c.unit for c in scan.channels),
+        "channel": None,  # the channel(s) ingest chose: set by ingest
         "scan_size_x_m": size[0],
         "scan_size_y_m": size[1],
         "pixel_size_x_m": size[0] / nx if size[0] else None,
@@ -92,6 +150,7 @@ def metadata_row(scan: Scan, *, root: str | Path | None = None, sha256: str | No
         "date": meta.get("date"),
         "material": meta.get("material"),
         "sample": meta.get("sample"),
+        "operator": meta.get("operator"),
         "imaging_mode": meta.get("imaging_mode"),
         "drive_frequency_hz": meta.get("drive_frequency_hz"),
         "raw": json.dumps(_json_safe(scan.raw), sort_keys=True, ensure_ascii=False),
@@ -151,38 +210,84 @@ def read_sidecar(path: str | Path) -> pd.DataFrame:
         raise SariseError(f"cannot read sidecar {path}: {detail}") from None
     if "path" not in table.columns:
         raise SariseError(f"sidecar {path} has no 'path' column (relative path or glob)")
-    clash = sorted(set(table.columns) & (set(COLUMNS) - {"path", "material", "sample", "date"}))
+    table = table.rename(columns={k: v for k, v in ALIASES.items() if v not in table.columns})
+    clash = sorted(set(table.columns) & (set(COLUMNS) - {"path", *DESCRIPTIVE}))
     if clash:
-        raise SariseError(f"sidecar {path}: columns {clash} are the files' own metadata")
+        raise SariseError(f"sidecar {path}: columns {clash} are measured from the files; a "
+                          f"sidecar may set {', '.join(DESCRIPTIVE)} and columns of its own")  # fmt: skip
+    if table.columns.duplicated().any():
+        dup = sorted(set(table.columns[table.columns.duplicated()]))
+        raise SariseError(f"sidecar {path}: columns {dup} appear twice")
     return table
 
 
-def join_sidecar(rows: pd.DataFrame, sidecar: pd.DataFrame, paths=None) -> pd.DataFrame:
-    """Add the sidecar's columns to ``rows`` by path: exact paths first, then globs.
+def match_sidecar(sidecar: pd.DataFrame, paths) -> pd.DataFrame:
+    """The sidecar's values for each of ``paths`` it names: exact paths first, then globs.
 
     Every key is first taken as an exact path (``scan[1].ibw`` names that file); only a
     key that is no file's exact path and holds ``*``, ``?`` or ``[`` is a glob
     (``fnmatch``: ``2019/*.ibw``, ``run_[0-9].sxm``), the first matching glob in sidecar
-    order winning (``paths``, all the files of a run when ``rows`` is one batch of them,
-    decides which keys are exact paths). ``material``, ``sample`` and ``date`` in the sidecar fill those columns
-    where the file itself said nothing; other sidecar columns are added as they are.
+    order winning. Returns one row per matched path: ``path`` and the sidecar's columns,
+    typed (a column whose every value is a number is float, else text; empty is null).
     """
-    out = rows.copy()
     extra = [c for c in sidecar.columns if c != "path"]
     records = sidecar.to_dict("records")
     exact = {r["path"]: r for r in records}
-    names = set(out["path"]) | set(paths or ())  # ``paths``: every file of the run
-    globs = [r for r in records if _is_glob(r["path"]) and r["path"] not in names]
-    matched = []
-    for p in out["path"]:
+    names = list(dict.fromkeys(paths))
+    known = set(names)
+    globs = [r for r in records if _is_glob(r["path"]) and r["path"] not in known]
+    rows = []
+    for p in names:
         row = exact.get(p) or next((g for g in globs if fnmatch.fnmatchcase(p, g["path"])), None)
-        matched.append(row or {})
+        if row is not None:
+            rows.append({"path": p, **{c: None if _missing(row.get(c)) else row[c] for c in extra}})
+    out = pd.DataFrame(rows, columns=["path", *extra])
     for col in extra:
-        values = [m.get(col) or None for m in matched]
-        if col in out.columns:  # the file's own value wins
-            values = [v if _missing(o) else o for o, v in zip(out[col], values, strict=True)]
-        out[col] = pd.Series(values, index=out.index, dtype=object)
+        out[col] = _typed_column(out[col], text=col in DESCRIPTIVE)
     return out
+
+
+def _typed_column(col: pd.Series, text: bool) -> pd.Series:
+    values = col.dropna()
+    if not text and len(values):
+        num = pd.to_numeric(values, errors="coerce")
+        if num.notna().all():
+            return pd.to_numeric(col, errors="coerce").astype("float64")
+    return col.astype(object).where(col.notna(), None)
+
+
+def apply_sidecar(rows: pd.DataFrame, matched: pd.DataFrame, file_wins: bool = False):
+    """``rows`` with the matched sidecar values (:func:`match_sidecar`) by path.
+
+    The sidecar's :data:`DESCRIPTIVE` values replace the file's own (a header's sample
+    name or date is often a default nobody set), except where ``file_wins``: then they
+    only fill what the file left empty. Its other columns are added as they are.
+    """
+    out = rows.copy()
+    if matched is None or matched.empty or "path" not in out:
+        return out
+    side = matched.drop_duplicates("path", keep="last").set_index("path")
+    for col in side.columns:
+        lookup = {k: v for k, v in side[col].items() if not _missing(v)}
+        values = pd.Series([lookup.get(p) for p in out["path"]], index=out.index, dtype=object)
+        if col in out.columns:
+            own = out[col]
+            take = values.notna() & (own.map(_missing) if file_wins else True)
+            merged = np.where(np.asarray(take, bool), values.to_numpy(object), own.to_numpy(object))
+            out[col] = pd.Series([None if _missing(v) else v for v in merged], index=out.index,
+                                 dtype=object)  # fmt: skip
+        else:
+            out[col] = values
+    return out
+
+
+def join_sidecar(rows: pd.DataFrame, sidecar: pd.DataFrame, paths=None,
+                 file_wins: bool = False) -> pd.DataFrame:  # fmt: skip
+    """Add the sidecar's columns to ``rows`` by path (:func:`match_sidecar` then
+    :func:`apply_sidecar`); ``paths``, every file of a run when ``rows`` is one batch of
+    them, decides which keys are exact paths."""
+    names = [*rows["path"], *(paths or ())]
+    return apply_sidecar(rows, match_sidecar(sidecar, names), file_wins)
 
 
 def _missing(value: Any) -> bool:

@@ -17,7 +17,7 @@ EIGHT = [
     "HeightRetrace", "AmplitudeRetrace", "NapAmplitudeRetrace", "DeflectionRetrace",
     "PhaseRetrace", "NapPhaseRetrace", "UserIn0Retrace", "NapUserIn0Retrace",
 ]  # fmt: skip
-#: file -> (material, date, scan size in m, channel names); all 256 x 256.
+#: file -> (sample (Asylum BaseName), date, scan size in m, channel names); all 256 x 256.
 FILES = {
     "PMN28Pt0000.h5": ("PMN28Pt", "2014-02-20", 4e-06, FOUR),
     "PMN28Pt0001.h5": ("PMN28Pt", "2014-02-20", 2e-06, FOUR),
@@ -46,7 +46,7 @@ def test_all_files_listed(folder: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_every_file(folder: Path, name: str) -> None:
-    material, date, size, names = FILES[name]
+    sample, date, size, names = FILES[name]
     path = folder / name
     assert h5.sniff(path.read_bytes()[:64])
     scan = h5.read(path)
@@ -59,7 +59,7 @@ def test_every_file(folder: Path, name: str) -> None:
         assert np.isfinite(ch.data).all() and np.ptp(ch.data) > 0
     meta = scan.metadata
     assert meta["instrument"] == "Asylum Research"
-    assert meta["material"] == material and meta["date"] == date
+    assert meta["sample"] == sample and meta["material"] is None and meta["date"] == date
     assert meta["scan_size_m"] == [size, size]
     assert meta["imaging_mode"] == "PFM Mode"  # PMN/PZT store code 3, PTO the name
     units = {c.name: c.unit for c in scan.channels}
@@ -86,8 +86,8 @@ def test_pto_metadata(folder: Path) -> None:
         "instrument": "Asylum Research",
         "scan_size_m": [3e-06, 3e-06],
         "date": "2017-05-28",
-        "material": "PTO_Funakubo",
-        "sample": None,
+        "material": None,
+        "sample": "PTO_Funakubo",
         "imaging_mode": "PFM Mode",
         "drive_frequency_hz": 369110.0,
     }

@@ -64,8 +64,8 @@ def test_btfo_metadata(folder: Path) -> None:
         "instrument": "Asylum Research",
         "scan_size_m": [2e-06, 2e-06],
         "date": "2021-01-07T17:18:38",  # Date:2021-01-07, Time:5:18:38 PM
-        "material": "BTFO_DSO_Thick",
-        "sample": None,
+        "material": None,
+        "sample": "BTFO_DSO_Thick",
         "imaging_mode": "PFM Mode",
         "drive_frequency_hz": 380740.0,
     }
@@ -78,7 +78,7 @@ def test_p0089_userin_in_volts(folder: Path) -> None:
     scan = ibw.read(folder / "IgorIBWReader_P0089OP0027.ibw")
     assert scan.channels[-1].unit == "V"  # note: UserIn0Unit: V
     assert scan.metadata["date"] == "2020-11-25T19:09:19"
-    assert scan.metadata["material"] == "P0089OP"
+    assert scan.metadata["sample"] == "P0089OP" and scan.metadata["material"] is None
     assert scan.metadata["drive_frequency_hz"] == 71000.0
 
 
@@ -87,7 +87,7 @@ def test_srtio3_substrate_5um(folder: Path) -> None:
     meta = scan.metadata
     assert meta["scan_size_m"] == [5e-06, 5e-06]
     assert meta["date"] == "2022-06-23T11:57:48"
-    assert meta["material"] == "s4" and meta["imaging_mode"] == "AC Mode"
+    assert meta["sample"] == "s4" and meta["imaging_mode"] == "AC Mode"
     assert meta["drive_frequency_hz"] == pytest.approx(243670.0)
     phase = scan.channels[2]
     assert phase.unit == "deg" and 42 < phase.data.min() < phase.data.max() < 45

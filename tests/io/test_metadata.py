@@ -15,7 +15,7 @@ def test_rows_of_real_files(shared_data):
     assert row["path"] == "pfm-h5/PTO_Funakubo0004.h5"
     assert row["sha256"] == file_sha256(h5) and len(row["sha256"]) == 64
     assert row["format"] == "hdf5" and row["instrument"] == "Asylum Research"
-    assert row["material"] == "PTO_Funakubo" and row["date"].startswith("2017-05-28")
+    assert row["sample"] == "PTO_Funakubo" and row["material"] is None and row["date"].startswith("2017-05-28")
     assert row["scan_size_x_m"] == pytest.approx(3e-6)
     assert row["pixel_size_x_m"] == pytest.approx(3e-6 / 256) and row["pixels_y"] == 256
     assert row["channels"].split(";")[0] == "HeightRetrace"
@@ -38,8 +38,10 @@ def test_sidecar_joins_by_path_then_glob(tmp_path):
     out = join_sidecar(rows, read_sidecar(side))
     assert out["grower"].tolist() == ["A. Rivera", "K. Tanaka", "M. Novak", None]
     assert out["outcome"].tolist() == ["ok", "ok", "failed", None]
-    # the file's own material wins; the sidecar fills only what the file lacks
-    assert out["material"].tolist() == ["PZT", "SrTiO3", None, None]
+    # the sidecar's material replaces the file's; with the file winning, it only fills
+    assert out["material"].tolist() == ["BiFeO3", "SrTiO3", None, None]
+    own = join_sidecar(rows, read_sidecar(side), file_wins=True)
+    assert own["material"].tolist() == ["PZT", "SrTiO3", None, None]
     yml = tmp_path / "side.yaml"
     yml.write_text("- {path: '*.png', project: demo}\n")
     assert join_sidecar(rows, read_sidecar(yml))["project"].tolist() == [None, None, "demo", "demo"]
@@ -52,7 +54,7 @@ def test_bad_sidecars_are_named(tmp_path):
         read_sidecar(nopath)
     clash = tmp_path / "b.csv"
     clash.write_text("path,sha256\nx,y\n")
-    with pytest.raises(SariseError, match="files' own metadata"):
+    with pytest.raises(SariseError, match="measured from the files"):
         read_sidecar(clash)
     with pytest.raises(SariseError, match="cannot read sidecar"):
         read_sidecar(tmp_path / "missing.csv")

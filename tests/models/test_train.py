@@ -98,6 +98,38 @@ def test_training_is_deterministic_and_records_what_inference_needs(tmp_path, ti
         train(other, tmp_path / "a", show_progress=False)
 
 
+def test_fine_tuning_starts_from_the_given_weights(tmp_path, tiny_model):
+    _, start = tiny_model
+    copy = tmp_path / "copy.safetensors"
+    copy.write_bytes(start.read_bytes())
+    copy.with_suffix(".json").write_bytes(start.with_suffix(".json").read_bytes())
+    cfg = load_config(write_config(tmp_path / "c.yaml", train={"init": str(start), "lr": 1e-9}))
+    tuned = train(cfg, tmp_path / "tuned", show_progress=False)
+    # at a vanishing learning rate the weights stay those of the start (BatchNorm's running
+    # statistics move: compare the learned parameters)
+    from sarise.models import load_model
+
+    net, _ = load_model(start)
+    after = {k.removeprefix("model."): v for k, v in _weights(tuned).items()}
+    for name, value in net.named_parameters():
+        assert torch.allclose(after[name], value, atol=1e-5), name
+    scratch = train(load_config(write_config(tmp_path / "s.yaml", train={"lr": 1e-9})),
+                    tmp_path / "scratch", show_progress=False)  # fmt: skip
+    assert not torch.allclose(_weights(scratch)["model.fc.weight"], after["fc.weight"])
+    # the fingerprint holds the starting weights by content, not by path
+    fp = load_checkpoint(tuned)["hyper_parameters"]["fingerprint"]["train"]["init"]
+    assert len(fp) == 64 and str(start) not in fp
+    moved = load_config(write_config(tmp_path / "m.yaml", train={"init": str(copy), "lr": 1e-9}))
+    assert train(moved, tmp_path / "tuned", show_progress=False) == tuned  # same content: done
+    with pytest.raises(SariseError, match="no model at"):
+        train(load_config(write_config(tmp_path / "x.yaml", train={"init": str(tmp_path / "no")})),
+              tmp_path / "x", show_progress=False)  # fmt: skip
+    wide = load_config(write_config(tmp_path / "w.yaml", train={
+        "init": str(start), "model": {"arch": "resnet18", "width": 8}}))  # fmt: skip
+    with pytest.raises(SariseError, match="this run trains"):
+        train(wide, tmp_path / "w", show_progress=False)
+
+
 def test_checkpoints_load_without_unpickling_code(tmp_path, tiny_model):
     ckpt, _ = tiny_model
     torch.load(ckpt, weights_only=True)  # plain data only

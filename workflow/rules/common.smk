@@ -96,19 +96,30 @@ def get_ingest_extra_sources():
     return f"'{os.path.abspath(shared)}'" if os.path.isdir(shared) else ""
 
 
-def get_final_outputs():
-    outputs = [f"results/{RUN}/symmetry/preview.png"]
-    outputs += expand("results/{run}/symmetry/{split}.zarr", run=RUN, split=SPLITS)
-    outputs += [
-        f"results/{RUN}/model/model.safetensors",
-        f"results/{RUN}/evaluation/report.json",
+def get_map_outputs():
+    """The map of the archive: store, features, root projection, index and report (the
+    `map` target; no generated data, no training)."""
+    return [
         f"results/{RUN}/store",
         f"results/{RUN}/features.zarr",
         f"results/{RUN}/projections/root/node.json",
         f"results/{RUN}/index/index.json",
         f"results/{RUN}/report/report.html",
     ]
-    return outputs
+
+
+def get_final_outputs():
+    """Everything: the map, and for the demo (no `archive.sources`) also the generated
+    dataset, a trained model and its evaluation."""
+    if config["archive"]["sources"]:
+        return get_map_outputs()
+    outputs = [f"results/{RUN}/symmetry/preview.png"]
+    outputs += expand("results/{run}/symmetry/{split}.zarr", run=RUN, split=SPLITS)
+    outputs += [
+        f"results/{RUN}/model/model.safetensors",
+        f"results/{RUN}/evaluation/report.json",
+    ]
+    return outputs + get_map_outputs()
 
 
 check_no_overrides()
