@@ -369,3 +369,64 @@ def test_a_pixel_budget_fails_files_before_reading_them(archive, tmp_path):
         )
         .all()
     )
+
+
+def test_channel_preference_picks_the_first_pattern_that_matches(shared_data, tmp_path):
+    # amplitude where a file has one (the Asylum files), else Z (the Nanonis files)
+    cfg = IngestConfig(channels=(("amplitude", "^z_fwd$"),), max_failed_fraction=0.1)
+    ingest([shared_data / "ibw", shared_data / "sxm"], tmp_path / "s", config=cfg,
+           root=shared_data, workers=1, show_progress=False)  # fmt: skip
+    store = ImageStore.open(tmp_path / "s")
+    meta = store.metadata()
+    assert (meta.loc[meta["format"] == "ibw", "channel"] == "AmplitudeRetrace").all()
+    sxm = meta[meta["format"] == "sxm"].set_index("path")["channel"]
+    assert sxm.pop("sxm/example_TOPO.sxm") == "Z_fwd"  # the one Nanonis file without it
+    assert (sxm == "OC_D1_Amplitude_fwd").all() and len(sxm) == 4
+    assert store.channels == ["c0:amplitude>^z_fwd$"]
+    # a regular expression alternative goes in file order: Height comes first
+    alt = IngestConfig(channels=("amplitude|height",))
+    ingest([shared_data / "ibw"], tmp_path / "alt", config=alt, workers=1, show_progress=False)
+    assert set(ImageStore.open(tmp_path / "alt").metadata()["channel"]) == {"HeightRetrace"}
+    # a file with none of the patterns fails with the reason; the failed fraction decides
+    nap = IngestConfig(channels=(("nap.*phase", "napamp"),), max_failed_fraction=0.0)
+    with pytest.raises(SariseError, match="3 of 4 files failed"):
+        ingest([shared_data / "pfm-h5" / f"PTO_Funakubo000{i}.h5" for i in (1, 2, 3)]
+               + [shared_data / "pfm-h5" / "PZT_final0001.h5"], tmp_path / "nap", config=nap,
+               workers=1, show_progress=False)  # fmt: skip
+    errors = ImageStore.open(tmp_path / "nap").errors()
+    assert errors["reason"].str.startswith("no channel matches 'nap.*phase' or 'napamp'").all()
+    assert ImageStore.open(tmp_path / "nap").metadata()["channel"].tolist() == ["NapPhaseRetrace"]
+
+
+def test_sidecars_override_headers_and_update_a_store_without_reading(shared_data, tmp_path,
+                                                                       cli_env):  # fmt: skip
+    first = tmp_path / "first.csv"
+    first.write_text("path,material,grower\nPZT_*,PbZr0.2Ti0.8O3,A. Rivera\n"
+                     "PMN28Pt0000.h5,PMN-PT,\n")  # fmt: skip
+    store = tmp_path / "store"
+    res = _sarise("ingest", store, shared_data / "pfm-h5", "--sidecar", first, "--workers", "1",
+                  "--no-progress", env=cli_env)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    meta = ImageStore.open(store).metadata().set_index("path")
+    assert meta.loc["PZT_final0002.h5", "material"] == "PbZr0.2Ti0.8O3"
+    assert meta.loc["PZT_final0002.h5", "sample"] == "PZT_final"  # the header's, untouched
+    assert meta.loc["PMN28Pt0000.h5", "grower"] is None and meta["grower"].notna().sum() == 3
+    # a corrected sidecar on the existing store: metadata changes, no file is read again
+    second = tmp_path / "second.yaml"
+    second.write_text("- {path: 'PZT_*', material: PZT, sample: film-7}\n"
+                      "- {path: nowhere.h5, material: x}\n")  # fmt: skip
+    images = ImageStore.open(store).array("images")[:]
+    again = _sarise("ingest", store, shared_data / "pfm-h5", "--sidecar", second, "--workers",
+                    "1", "--no-progress", env=cli_env)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "0 images stored" in again.stderr and "13 skipped" not in again.stderr
+    assert "1 entries match no stored file (first: nowhere.h5)" in again.stderr
+    meta = ImageStore.open(store).metadata().set_index("path")
+    assert meta.loc["PZT_final0002.h5", ["material", "sample"]].tolist() == ["PZT", "film-7"]
+    assert "grower" not in meta or meta["grower"].isna().all()  # the sidecar is replaced whole
+    np.testing.assert_array_equal(ImageStore.open(store).array("images")[:], images)
+    # --file-wins: the header's sample stays, the sidecar only fills what the file lacks
+    res = _sarise("ingest", store, shared_data / "pfm-h5", "--sidecar", second, "--file-wins",
+                  "--workers", "1", "--no-progress", env=cli_env)  # fmt: skip
+    meta = ImageStore.open(store).metadata().set_index("path")
+    assert meta.loc["PZT_final0002.h5", ["material", "sample"]].tolist() == ["PZT", "PZT_final"]

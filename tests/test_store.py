@@ -58,3 +58,42 @@ def test_errors_and_refusals(tmp_path):
     with pytest.raises(SariseError, match="not an image store"):
         ImageStore.open(tmp_path / "nothing")
     assert image_id("a" * 64) != image_id("b" * 64) and image_id("a" * 64) >= 0
+
+
+def test_every_parquet_folder_reads_as_one_table_with_pandas_polars_and_duckdb(tmp_path):
+    """Parts written at different times hold different nulls (no date in one, a sidecar in
+    another, a cleared error): each folder still has one schema, as the readers need."""
+    import duckdb
+    import polars as pl
+
+    from sarise.io.metadata import match_sidecar
+
+    store = ImageStore.create(tmp_path / "s", channels=["h"], size=8, chunk=4)
+    for start, k, date in ((0, 2, None), (2, 3, "2020-01-02"), (5, 1, None)):
+        images, rows = _batch(start, k, c=1)
+        rows["date"], rows["pixels_x"] = date, None if date is None else 256
+        store.append(images, rows)
+    store.add_errors(pd.DataFrame({"path": ["bad.h5"], "format": ["hdf5"], "reason": ["broken"]}))
+    store.add_errors(pd.DataFrame({"path": ["bad.h5"], "format": ["hdf5"], "reason": [None]}))
+    side = pd.DataFrame({"path": ["f1.h5", "f4.h5"], "grower": ["A", ""], "thickness_nm": ["5", "7.5"]})
+    store.set_sidecar(match_sidecar(side, [f"f{i}.h5" for i in range(6)]))
+    for folder in ("metadata.parquet", "errors.parquet"):
+        path = tmp_path / "s" / folder
+        frame = pd.read_parquet(path)
+        assert len(frame) == {"metadata.parquet": 6, "errors.parquet": 2}[folder]
+        assert pl.read_parquet(f"{path}/*.parquet").height == len(frame)
+        rows = duckdb.sql(f"select count(*) from read_parquet('{path}/*.parquet')").fetchall()[0][0]
+        assert rows == len(frame)
+    meta = pd.read_parquet(tmp_path / "s" / "metadata.parquet")
+    assert meta["date"].notna().sum() == 3 and meta["pixels_x"].notna().sum() == 3
+    import pyarrow.parquet as pq
+
+    parts = sorted((tmp_path / "s" / "metadata.parquet").glob("*.parquet"))
+    assert len({pq.read_schema(p) for p in parts}) == 1  # one schema, typed where null
+    assert str(pq.read_schema(parts[0]).field("pixels_x").type) == "int64"
+    # the sidecar: a table of its own, typed (numbers as numbers), applied by metadata()
+    side_table = pd.read_parquet(tmp_path / "s" / "sidecar.parquet")
+    assert side_table["thickness_nm"].tolist() == [5.0, 7.5]
+    got = store.metadata().set_index("path")
+    assert got.loc["f1.h5", "grower"] == "A" and got.loc["f4.h5", "thickness_nm"] == 7.5
+    assert got["grower"].isna().sum() == 5

@@ -414,3 +414,46 @@ def test_slurm_training_runs_one_task_per_process_through_the_dag(tmp_path, cli_
     summary = json.loads((work / "results/test/model/train.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 10
     assert read_records(work / "results" / "test")["train"]["slurm_job_id"] == job
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_an_archive_config_maps_exactly_its_files(tmp_path, shared_data):
+    """A user's own folder, mapped from a work directory of the user's: `snakemake map`
+    with an `archive` section ingests exactly those files (the channel preference per
+    file), generates and trains nothing, and keeps Dask's chatter out of the logs."""
+    from sarise.store import ImageStore
+
+    work = tmp_path / "mymap"
+    work.mkdir()
+    (work / "config.yaml").write_text(yaml.safe_dump({
+        "run": "pfm",
+        "archive": {"sources": [str(shared_data)], "exclude": ["sxm/example_FFT.sxm"]},
+        "ingest": {"channels": [["phase", "^z_fwd$", "height"]]},
+    }))  # fmt: skip
+    env = subprocess_env(tmp_path / "home")
+    args = ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(work), "--configfile",
+            str(work / "config.yaml"), "--cores", "2"]  # fmt: skip
+    dry = snakemake([*args, "-n"], env)  # the default target is the map too
+    assert dry.returncode == 0 and job_stats(dry) == {
+        "ingest": 1, "extract": 1, "project": 1, "index": 1, "report": 1, "all": 1}, dry.stdout
+    out = snakemake([*args, "map"], env, timeout=1200)
+    assert out.returncode == 0, out.stdout + out.stderr
+    run = work / "results" / "pfm"
+    assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == [
+        "features.zarr", "index", "projections", "records", "report", "store"]
+    meta = ImageStore.open(run / "store").metadata()
+    expected = sorted(p.relative_to(shared_data).as_posix()
+                      for p in shared_data.rglob("*") if p.suffix in (".h5", ".ibw", ".gwy", ".sxm"))  # fmt: skip
+    expected.remove("sxm/example_FFT.sxm")
+    assert sorted(meta["path"]) == expected and len(expected) == 26
+    channels = meta.set_index("path")["channel"]
+    # the phase channel where a file has one, else its Z, else its height
+    assert channels.pop("sxm/example_TOPO.sxm") == "Z_fwd"
+    assert channels.pop("ibw/SrTiO3_treated_213nm-substrate.ibw") == "HeightRetrace"
+    assert channels.str.contains("Phase").all()
+    for log in (work / "logs" / "pfm").glob("*.log"):
+        text = log.read_text()
+        assert not re.search(r"INFO distributed\.|distributed\.\w+ - INFO", text), log.name
+        assert "8787" not in text, log.name
+    assert (work / "logs" / "pfm" / "ingest.log").read_text().count("ingest summary") == 1
