@@ -488,8 +488,20 @@ class ExtractConfig(_Model):
 Descriptor = Literal["cnn", "symmetry", "both"]
 
 
+#: Named UMAP parameter sets (``project.preset``); ``paper`` is Nguyen et al. (2021).
+PRESETS = {"paper": {"n_neighbors": 5, "min_dist": 0.3, "metric": "correlation"}}
+
+
 class ProjectConfig(_Model):
     """UMAP projections and their tree (``sarise project``, ``sarise explore``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data):
+        # the preset's values are the config's, so `sarise config` prints what is used
+        if isinstance(data, dict) and data.get("preset") in PRESETS:
+            return {**data, **PRESETS[data["preset"]]}
+        return data
 
     preset: Literal["default", "paper"] = "default"
     """``paper``: Nguyen et al.'s settings (n_neighbors 5, min_dist 0.3, metric

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sarise.config import ProjectConfig
+from sarise.config import PRESETS, ProjectConfig
 from sarise.errors import SariseError
 
 __all__ = ["PRESETS", "ProjectionTree", "breadcrumb", "fit_umap", "knn_graph", "quality",
@@ -44,8 +44,6 @@ __all__ = ["PRESETS", "ProjectionTree", "breadcrumb", "fit_umap", "knn_graph", "
 
 logger = logging.getLogger(__name__)
 
-#: Named parameter sets; ``paper`` is Nguyen et al. (2021).
-PRESETS = {"paper": {"n_neighbors": 5, "min_dist": 0.3, "metric": "correlation"}}
 ROOT = "root"
 
 

@@ -83,3 +83,29 @@ def test_every_key_is_documented():
         assert f"`{leaf}`" in doc or (leaf.startswith("augment.") and f"`{parent}`" in doc), (
             f"config key {key} is not documented in config/README.md"
         )
+
+
+def test_a_preset_sets_the_values_the_config_shows():
+    from sarise.config import load_config
+    from sarise.project import umap_params
+
+    cfg = load_config({"project": {"preset": "paper", "n_neighbors": 30}})
+    assert (cfg.project.n_neighbors, cfg.project.min_dist, cfg.project.metric) == (
+        5, 0.3, "correlation")  # fmt: skip
+    assert umap_params(cfg.project) == {"n_neighbors": 5, "min_dist": 0.3, "metric": "correlation"}
+    assert load_config({"project": {"n_neighbors": 30}}).project.n_neighbors == 30
+
+
+def test_archive_and_channel_settings():
+    from sarise.config import ConfigError, load_config
+
+    cfg = load_config({"archive": {"sources": ["scans/"], "exclude": ["*_old.ibw"]},
+                       "ingest": {"channels": [["phase", "height"], "amplitude"]},
+                       "extract": {"channel": "fuse"}})  # fmt: skip
+    assert cfg.archive.sources == ("scans/",) and cfg.ingest.channels[0] == ("phase", "height")
+    assert cfg.extract.channel == "fuse"
+    for bad in ({"ingest": {"channels": [[]]}}, {"ingest": {"channels": [["ok", "("]]}},
+                {"extract": {"channel": "all"}}, {"extract": {"channel": -1}},
+                {"archive": {"source": ["x"]}}):  # fmt: skip
+        with pytest.raises(ConfigError):
+            load_config(bad)

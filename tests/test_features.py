@@ -250,3 +250,27 @@ def test_workers_keep_glibcs_dynamic_malloc_thresholds():
         threads = client.run(lambda: os.environ.get("OMP_NUM_THREADS"))
     assert set(env.values()) == {None}
     assert set(threads.values()) == {"1"}  # Dask's other worker settings are kept
+
+
+def test_fused_channels_are_each_channels_features_side_by_side(tmp_path):
+    """``channels: [height, phase]`` + ``extract.channel: fuse``: each channel through the
+    model, unit vectors side by side over sqrt(2); the logits their mean."""
+    sidecar = write_demo_archive(tmp_path / "archive", n=6, size=64)
+    cfg = IngestConfig(channels=("height", "phase"), size=128, fit="pad", chunk=4)
+    ingest([tmp_path / "archive"], tmp_path / "store", config=cfg, sidecar=sidecar, workers=1,
+           show_progress=False)  # fmt: skip
+    store = ImageStore.open(tmp_path / "store", mode="r")
+    assert store.channels == ["c0:height", "c1:phase"]
+    assert store.metadata()["channel"].str.contains(";").all()  # both names recorded
+    with get_client(workers=1) as client:
+        extract(tmp_path / "store", tmp_path / "f.zarr", config=ExtractConfig(channel="fuse"),
+                client=client, show_progress=False)  # fmt: skip
+    g = zarr.open_group(tmp_path / "f.zarr", mode="r")
+    model, _ = load_model()
+    images = store.array("images")[:]
+    per = [_embed_chunks(model, images[:, c], 4) for c in (0, 1)]
+    unit = [f / np.linalg.norm(f, axis=1, keepdims=True) for f, _ in per]
+    np.testing.assert_allclose(g["features"][:], np.concatenate(unit, 1) / np.sqrt(2), atol=1e-6)
+    np.testing.assert_allclose(g["logits"][:], (per[0][1] + per[1][1]) / 2, atol=1e-5)
+    assert g["features"].shape == (len(store), 2 * model.num_features)
+    assert g.attrs["preprocessing"]["channel"] == "fuse"
