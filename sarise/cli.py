@@ -279,7 +279,7 @@ def ingest_cmd(
         Path | None,
         typer.Option(
             help="CSV or YAML of extra metadata, keyed by path or glob (default: archive.sidecar)."
-        ),  # fmt: skip
+        ),
     ] = None,
     root: Annotated[
         Path | None,
@@ -295,7 +295,7 @@ def ingest_cmd(
             "--file-wins/--sidecar-wins",
             help="Where a sidecar and a file's header "
             "disagree, keep the file's value (ingest.precedence: file).",
-        ),  # fmt: skip
+        ),
     ] = None,
     cluster: ClusterOpt = None,
     workers: WorkersOpt = None,

@@ -75,7 +75,9 @@ def test_every_parquet_folder_reads_as_one_table_with_pandas_polars_and_duckdb(t
         store.append(images, rows)
     store.add_errors(pd.DataFrame({"path": ["bad.h5"], "format": ["hdf5"], "reason": ["broken"]}))
     store.add_errors(pd.DataFrame({"path": ["bad.h5"], "format": ["hdf5"], "reason": [None]}))
-    side = pd.DataFrame({"path": ["f1.h5", "f4.h5"], "grower": ["A", ""], "thickness_nm": ["5", "7.5"]})
+    side = pd.DataFrame(
+        {"path": ["f1.h5", "f4.h5"], "grower": ["A", ""], "thickness_nm": ["5", "7.5"]}
+    )
     store.set_sidecar(match_sidecar(side, [f"f{i}.h5" for i in range(6)]))
     for folder in ("metadata.parquet", "errors.parquet"):
         path = tmp_path / "s" / folder

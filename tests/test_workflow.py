@@ -436,12 +436,24 @@ def test_an_archive_config_maps_exactly_its_files(tmp_path, shared_data):
             str(work / "config.yaml"), "--cores", "2"]  # fmt: skip
     dry = snakemake([*args, "-n"], env)  # the default target is the map too
     assert dry.returncode == 0 and job_stats(dry) == {
-        "ingest": 1, "extract": 1, "project": 1, "index": 1, "report": 1, "all": 1}, dry.stdout
+        "ingest": 1,
+        "extract": 1,
+        "project": 1,
+        "index": 1,
+        "report": 1,
+        "all": 1,
+    }, dry.stdout
     out = snakemake([*args, "map"], env, timeout=1200)
     assert out.returncode == 0, out.stdout + out.stderr
     run = work / "results" / "pfm"
     assert sorted(p.name for p in run.iterdir() if not p.name.startswith(".")) == [
-        "features.zarr", "index", "projections", "records", "report", "store"]
+        "features.zarr",
+        "index",
+        "projections",
+        "records",
+        "report",
+        "store",
+    ]
     meta = ImageStore.open(run / "store").metadata()
     expected = sorted(p.relative_to(shared_data).as_posix()
                       for p in shared_data.rglob("*") if p.suffix in (".h5", ".ibw", ".gwy", ".sxm"))  # fmt: skip

@@ -15,7 +15,11 @@ def test_rows_of_real_files(shared_data):
     assert row["path"] == "pfm-h5/PTO_Funakubo0004.h5"
     assert row["sha256"] == file_sha256(h5) and len(row["sha256"]) == 64
     assert row["format"] == "hdf5" and row["instrument"] == "Asylum Research"
-    assert row["sample"] == "PTO_Funakubo" and row["material"] is None and row["date"].startswith("2017-05-28")
+    assert (
+        row["sample"] == "PTO_Funakubo"
+        and row["material"] is None
+        and row["date"].startswith("2017-05-28")
+    )
     assert row["scan_size_x_m"] == pytest.approx(3e-6)
     assert row["pixel_size_x_m"] == pytest.approx(3e-6 / 256) and row["pixels_y"] == 256
     assert row["channels"].split(";")[0] == "HeightRetrace"
