@@ -64,6 +64,8 @@ benchmark: install  ## Throughput tables: generator, training, ingest, extractio
 	$(BIN)/python benchmarks/bench_descriptor.py
 	$(BIN)/python benchmarks/bench_retrieval.py
 	$(BIN)/python benchmarks/bench_label_purity.py
+	$(BIN)/python benchmarks/bench_symmetry.py
+	$(BIN)/python benchmarks/bench_channels.py
 	$(BIN)/python benchmarks/bench_project.py
 	$(BIN)/python benchmarks/bench_view.py
 	$(BIN)/python benchmarks/bench_scale.py --sizes 10000 100000  # --sizes 1000000: hours on 2 cores
