@@ -293,3 +293,38 @@ def test_a_datashaded_map_selects_among_all_points(view_run, cli_env_module, tmp
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_legends_name_every_colour_and_thumbnails_stay_square(page):
+    # the categorical legend: one swatch per predicted group, with its count, on screen
+    items = page.locator(".legend-item")
+    items.first.wait_for(state="visible", timeout=10_000)
+    texts = items.all_inner_texts()
+    counts = [int(re.search(r"\((\d+)\)$", t.strip()).group(1)) for t in texts]
+    assert sum(counts) == N and len(texts) >= 2
+    assert "colour: predicted_group" in page.evaluate(TEXT, "legend")
+    colours = page.evaluate("() => Bokeh.documents[0].get_model_by_name('points').data.color")
+    assert len(set(colours)) == len(texts)  # as many colours on the map as in the legend
+    # a continuous colouring: a colour bar with the lowest and highest value
+    page.get_by_label("colour by").select_option("confidence")
+    page.wait_for_function(f"() => ({TEXT})('legend').includes('colour: confidence')")
+    bar = page.locator(".colorbar")
+    bar.wait_for(state="visible", timeout=10_000)
+    low, high = (float(t) for t in page.locator(".colorbar-labels span").all_inner_texts())
+    assert 0.0 < low < high <= 1.0
+    colours = page.evaluate("() => Bokeh.documents[0].get_model_by_name('points').data.color")
+    assert len(set(colours)) > 5  # a gradient, not a few categories
+    page.screenshot(path=SHOTS / "legend-confidence.png")
+    page.get_by_label("colour by").select_option("predicted_group")
+    # thumbnails: square screen pixels, whatever the axes' ranges
+    page.evaluate("""() => { const p = Bokeh.documents[0].get_model_by_name('map');
+                             p.x_range.end = p.x_range.start + (p.x_range.end - p.x_range.start) / 3; }""")
+    page.wait_for_function(
+        "() => Bokeh.documents[0].get_model_by_name('thumbs').data.url.length > 0"
+    )
+    glyph = page.evaluate("""() => { const r = Bokeh.documents[0].get_model_by_name('map')
+        .renderers.find(r => r.glyph.type === 'ImageURL'); const t = Bokeh.documents[0]
+        .get_model_by_name('thumbs').data; const u = (name) => { const prop = r.glyph.properties[name];
+        return prop.units ?? prop.spec?.units ?? r.glyph[name + '_units'] ?? JSON.stringify(Object.keys(prop)); };
+        return [u('w'), u('h'), t.w[0], t.h[0]]; }""")
+    assert glyph[:2] == ["screen", "screen"] and glyph[2] == glyph[3] > 0

@@ -30,28 +30,83 @@ GALLERY_MAX = 48
 DATASHADE_MIN = 50_000  # above this many points the map is a Datashader image
 SAMPLE = 10_000  # points sent to the browser over it, for hover
 THUMB_BUDGET = 150  # thumbnails drawn on the map at once
+THUMB_PX = 48  # their edge on screen
 #: Queries, re-projections and neighbour searches run here, never on the server's event
 #: loop: while one runs, every session keeps getting pages and thumbnails. One thread:
 #: numba's parallel kernels (UMAP, nearest neighbours) must not run from two at once.
 WORK = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sarise-viewer")
 
 
-def _palette(values: pd.Series) -> list[str]:
-    from bokeh.palettes import Category20, Turbo256, Viridis256
+#: Categorical colours: Category10, then the light halves of Category20's pairs, so
+#: neighbouring categories never get two shades of one hue.
+def _categorical(n: int) -> list[str]:
+    from bokeh.palettes import Category10, Category20, Turbo256
 
-    if pd.api.types.is_numeric_dtype(values):
+    if n <= 10:
+        return list(Category10[10][: max(n, 1)])
+    if n <= 20:
+        return list(Category20[20][::2]) + list(Category20[20][1::2])
+    return [Turbo256[int(i)] for i in np.linspace(0, 255, n)]
+
+
+MISSING = "#bbbbbb"
+
+
+def _numeric(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def _palette(values: pd.Series) -> list[str]:
+    """One colour per value: Viridis over the range of a numeric column, a categorical
+    palette over the sorted categories of any other; grey where there is no value."""
+    from bokeh.palettes import Viridis256
+
+    if _numeric(values):
         v = values.to_numpy(float)
+        finite = np.isfinite(v)
+        if not finite.any():
+            return [MISSING] * len(v)
         lo, hi = np.nanmin(v), np.nanmax(v)
-        idx = np.zeros(len(v), int) if hi <= lo else ((v - lo) / (hi - lo) * 255).astype(int)
-        return [Viridis256[i] if np.isfinite(x) else "#bbbbbb" for i, x in zip(idx, v, strict=True)]
+        idx = (
+            np.zeros(len(v), int)
+            if hi <= lo
+            else np.clip((np.nan_to_num(v, nan=lo) - lo) / (hi - lo) * 255, 0, 255).astype(int)
+        )
+        return [Viridis256[i] if f else MISSING for i, f in zip(idx, finite, strict=True)]
     cats = sorted(values.dropna().astype(str).unique())
-    pal = (
-        Category20[20]
-        if len(cats) <= 20
-        else [Turbo256[int(i)] for i in np.linspace(0, 255, len(cats))]
-    )
+    pal = _categorical(len(cats))
     lut = {c: pal[i % len(pal)] for i, c in enumerate(cats)}
-    return [lut.get(str(v), "#bbbbbb") if not pd.isna(v) else "#bbbbbb" for v in values]
+    return [lut.get(str(v), MISSING) if not pd.isna(v) else MISSING for v in values]
+
+
+def legend_html(name: str, values: pd.Series, limit: int = 24) -> str:
+    """The legend of a colouring as the page shows it: a swatch, the category and its
+    count for a categorical column (the most frequent first), or a colour bar from the
+    lowest to the highest value for a numeric one; grey is "no value"."""
+    title = f"<div><b>colour: {html.escape(name)}</b></div>"
+    missing = int(values.isna().sum())
+    none = (f'<div class="legend-item"><span class="swatch" style="background:{MISSING}">'
+            f"</span> no value ({missing})</div>") if missing else ""  # fmt: skip
+    if _numeric(values):
+        v = values.to_numpy(float)
+        if not np.isfinite(v).any():
+            return title + none
+        lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+        from bokeh.palettes import Viridis256
+
+        stops = ", ".join(Viridis256[i] for i in range(0, 256, 32)) + f", {Viridis256[255]}"
+        return (title + f'<div class="colorbar" style="height:12px;width:220px;background:'
+                f'linear-gradient(to right, {stops})"></div><div class="colorbar-labels" '
+                f'style="width:220px;display:flex;justify-content:space-between">'
+                f"<span>{lo:.4g}</span><span>{hi:.4g}</span></div>" + none)  # fmt: skip
+    cats = sorted(values.dropna().astype(str).unique())
+    colours = dict(zip(cats, _categorical(len(cats)), strict=False))
+    counts = values.dropna().astype(str).value_counts()
+    items = [f'<div class="legend-item"><span class="swatch" style="background:{colours[c]}">'
+             f"</span> {html.escape(c)} ({int(n)})</div>"
+             for c, n in counts.iloc[:limit].items()]  # fmt: skip
+    more = f"<div>+ {len(counts) - limit} more</div>" if len(counts) > limit else ""
+    return title + "".join(items) + more + none
 
 
 def shade_points(xy: np.ndarray, values: pd.Series, xr, yr, width: int = 720, height: int = 640):
@@ -63,15 +118,15 @@ def shade_points(xy: np.ndarray, values: pd.Series, xr, yr, width: int = 720, he
     frame = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1]})
     if pd.api.types.is_numeric_dtype(values):
         frame["v"] = values.to_numpy(float)
-        img = tf.shade(
-            cv.points(frame, "x", "y", ds.mean("v")), cmap=["#440154", "#21918c", "#fde725"]
-        )
+        from bokeh.palettes import Viridis256
+
+        img = tf.shade(cv.points(frame, "x", "y", ds.mean("v")), cmap=list(Viridis256))
     else:
         cats = values.fillna("(none)").astype(str)
         frame["c"] = pd.Categorical(cats)
-        colours = dict(
-            zip(sorted(cats.unique()), _palette(pd.Series(sorted(cats.unique()))), strict=True)
-        )
+        known = sorted(values.dropna().astype(str).unique())  # as _palette and the legend
+        colours = dict(zip(known, _categorical(len(known)), strict=False))
+        colours["(none)"] = MISSING
         img = tf.shade(
             cv.points(frame, "x", "y", ds.count_cat("c")), color_key=colours, how="eq_hist"
         )
@@ -159,7 +214,9 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
                tools="pan,wheel_zoom,box_select,lasso_select,tap,reset",
                active_scroll="wheel_zoom", min_width=500, min_height=500)  # fmt: skip
     p.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=image)
-    p.image_url(url="url", x="x", y="y", w="w", h="h", anchor="center", source=thumbs)
+    # thumbnails in screen pixels: square on screen whatever the axes' scales and zoom
+    p.image_url(url="url", x="x", y="y", w="w", h="h", anchor="center", source=thumbs,
+                w_units="screen", h_units="screen")  # fmt: skip
     dots = p.scatter("x", "y", source=source, size=7, color="color", alpha="alpha",
                      line_color=None, name="dots")  # fmt: skip
     p.scatter("x", "y", source=near, size=14, marker="circle", fill_color=None,
@@ -180,7 +237,9 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
     gallery = Div(name="gallery", sizing_mode="stretch_width")
     neighbours = Div(name="neighbours_gallery", sizing_mode="stretch_width")
     message = Div(name="message", styles={"color": "#a00"})
-    colour = Select(title="colour by", value="predicted_group", options=data.categories)
+    colour = Select(title="colour by", value="predicted_group", name="colour",
+                    options=[*data.categories, "cluster", *data.numeric])  # fmt: skip
+    legend = Div(name="legend", width=370)
     children = Select(title="children of this node", options=[], name="children")
     query = TextInput(
         title="query (sarise query language)", name="query", sizing_mode="stretch_width"
@@ -231,7 +290,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         source.selected.indices = []
         source.data = {"x": state["xy"][shown, 0], "y": state["xy"][shown, 1],
                        "image_id": state["ids"][shown].astype(str),
-                       "name": table["name"].to_numpy(), "color": _palette(table[colour.value]),
+                       "name": table["name"].to_numpy(), "color": _palette(colour_values(shown)),
                        "alpha": np.full(len(shown), 0.0 if state["big"] else 0.85),
                        "top3": table["top3"].to_numpy(), "info": np.asarray(info, object)}  # fmt: skip
         near.data = {"x": [], "y": []}
@@ -257,8 +316,24 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         buttons["back"].disabled = not state["back"]
         buttons["forward"].disabled = not state["forward"]
         update_status()
+        update_legend()
         update_image()
         update_thumbs()
+
+    def colour_values(rows: np.ndarray) -> pd.Series:
+        """The colouring's values at these rows of the node (``cluster``: the node's own
+        clustering, "none" for HDBSCAN's noise)."""
+        if colour.value == "cluster":
+            labels = state["members"].get("cluster")
+            if labels is None:
+                return pd.Series([None] * len(rows), dtype=object, name="cluster")
+            lab = labels.to_numpy()[rows]
+            return pd.Series([f"cluster {v}" if v >= 0 else None for v in lab], dtype=object,
+                             name="cluster")  # fmt: skip
+        return data.column(colour.value, state["pos"][rows])
+
+    def update_legend() -> None:
+        legend.text = legend_html(colour.value, colour_values(np.arange(len(state["ids"]))))
 
     def update_image() -> None:
         """Big nodes: every point, aggregated by Datashader for the current view."""
@@ -268,7 +343,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         x0, x1 = sorted((p.x_range.start, p.x_range.end))
         y0, y1 = sorted((p.y_range.start, p.y_range.end))
         keep = np.ones(len(state["ids"]), bool) if state["mask"] is None else state["mask"]
-        values = data.column(colour.value, state["pos"][keep])
+        values = colour_values(np.flatnonzero(keep))
         rgba = shade_points(state["xy"][keep], values, (x0, x1), (y0, y1))
         image.data = {"image": [rgba], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}
 
@@ -292,8 +367,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         if len(idx) == 0 or len(idx) > THUMB_BUDGET:
             thumbs.data = {"url": [], "x": [], "y": [], "w": [], "h": []}
             return
-        w = abs(xr.end - xr.start) / 14
-        h = abs(yr.end - yr.start) / 14
+        w = h = THUMB_PX
         ids = state["ids"][idx]
         thumbs.data = {"url": [f"/thumb/{i}.png" for i in ids], "x": x[idx], "y": y[idx],
                        "w": [w] * len(idx), "h": [h] * len(idx)}  # fmt: skip
@@ -479,7 +553,8 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
     p.on_event(SelectionGeometry, guarded_event(on_geometry))
 
     def recolour() -> None:
-        source.data["color"] = _palette(data.column(colour.value, state["pos"][state["shown"]]))
+        source.data["color"] = _palette(colour_values(state["shown"]))
+        update_legend()
         if state["big"]:
             update_image()
 
@@ -521,7 +596,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
 
     sliders = [s for s in (size_slider, date_slider) if s is not None]
     side = column(crumbs, row(buttons["back"], buttons["forward"]), row(children, buttons["open_child"]),
-                  colour, *choices.values(), *sliders, query,
+                  colour, legend, *choices.values(), *sliders, query,
                   row(buttons["apply"], buttons["clear"], buttons["filter_child"]),
                   buttons["reproject"], row(buttons["export_csv"], buttons["export_parquet"]),
                   status, message, command, width=380)  # fmt: skip

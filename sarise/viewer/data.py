@@ -13,13 +13,32 @@ import pandas as pd
 
 from sarise.config import ProjectConfig, SearchConfig
 
-__all__ = ["RunData", "category_columns"]
+__all__ = ["RunData", "category_columns", "numeric_columns"]
 
 logger = logging.getLogger(__name__)
 
 #: Metadata columns shown on hover and offered for colouring when present.
 KEY_COLUMNS = ("material", "sample", "grower", "substrate", "outcome", "format", "date",
                "imaging_mode", "project")  # fmt: skip
+
+
+#: Numeric columns that are bookkeeping, never offered as colourings.
+NOT_COLOURS = ("image_id", "tile", "size_bytes", "pixels_x", "pixels_y", "scan_size_x_m",
+               "scan_size_y_m", "pixel_size_x_m", "pixel_size_y_m", "symmetry_group")  # fmt: skip
+
+
+def numeric_columns(meta: pd.DataFrame) -> list[str]:
+    """Numeric columns with more than one value (continuous colourings): scan size,
+    confidence, the measured symmetry's scores and lattice constants, a sidecar's numbers."""
+    out = []
+    for col in meta.columns:
+        if col in NOT_COLOURS or not pd.api.types.is_numeric_dtype(meta[col]):
+            continue
+        if pd.api.types.is_bool_dtype(meta[col]):
+            continue
+        if meta[col].dropna().nunique() > 1:
+            out.append(col)
+    return out
 
 
 def category_columns(meta: pd.DataFrame, max_values: int = 40) -> list[str]:
@@ -62,6 +81,14 @@ class RunData:
         self.meta["top3"] = [", ".join(f"{groups[j]} {probs[i, j]:.2f}" for j in t)
                              for i, t in enumerate(top)]  # fmt: skip
         self.categories = ["predicted_group", *category_columns(self.meta.drop(columns=["name", "top3", "predicted_group"]))]  # fmt: skip
+        self.meta["confidence"] = probs[np.arange(len(probs)), top[:, 0]].astype(float)
+        if "scan_size_x_m" in self.meta:
+            self.meta["scan_size_um"] = pd.to_numeric(self.meta["scan_size_x_m"],
+                                                      errors="coerce") * 1e6  # fmt: skip
+        if "date" in self.meta:
+            when = pd.to_datetime(self.meta["date"], errors="coerce", format="ISO8601", utc=True)
+            self.meta["year"] = when.dt.year + (when.dt.dayofyear - 1) / 365.25
+        self.numeric = numeric_columns(self.meta)
         self._columns: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self._png: dict[int, bytes] = {}
