@@ -86,6 +86,28 @@ def cluster_world(devices: int | None = None):
     return LightningEnvironment(), devices or 1, 1
 
 
+def quiet_lightning() -> None:
+    """Lightning's chatter that no user can act on stays out of the log: its tips and
+    advertisements, the hint to use ``srun`` (sarise decides the launcher itself) and its
+    own deprecation warnings. Its warnings about the run itself still show."""
+    for message in (r".*LeafSpec.*", r"The `srun` command is available"):
+        warnings.filterwarnings("ignore", message=message)
+    if logging.getLogger().handlers:  # sarise logs: Lightning's own handler prints twice
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            log = logging.getLogger(name)
+            for h in [h for h in log.handlers if type(h) is logging.StreamHandler]:
+                log.removeHandler(h)
+
+    class _NoTips(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "Tip:" not in record.getMessage() and "litlogger" not in record.getMessage()
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _NoTips) for f in log.filters):
+            log.addFilter(_NoTips())
+
+
 def _fingerprint(config: SarisConfig, init: Path | None = None) -> dict[str, Any]:
     """What determines the trained weights: the generator, the training settings and the
     starting weights (by content, not by path)."""
@@ -207,8 +229,7 @@ def train(
     if accel == "cpu":
         torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // per_node))
 
-    # Lightning's own deprecation noise, not actionable by users
-    warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=DeprecationWarning)
+    quiet_lightning()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = SymmetryClassifier(
         model=cfg.model.model_dump(),
