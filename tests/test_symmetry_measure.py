@@ -167,6 +167,13 @@ def test_extract_measures_symmetry_into_the_feature_store_queryable(wallpaper_ru
     first = int(ds.image.values[0])
     found = search(run, ids=[first], k=5)
     assert found["image_id"].iloc[0] == first and len(found) == 5
+    # the report has a section on it: lattices found, by family and rotation order
+    from sarise.viewer.report import write_report
+
+    page = write_report(run, tmp_path / "report").read_text()
+    assert "<h2>Measured symmetry</h2>" in page
+    assert f"{int(found_any := (order > 0).sum())} of {len(order)} images hold a lattice" in page
+    assert found_any > 0 and "<th>6-fold</th>" in page and "lies in the measured lattice" in page
     # a store made without it is refused, not mixed; and without it there is no such map
     with pytest.raises(Exception, match="another model or preprocessing"):
         extract(run / "store", run / "features.zarr", show_progress=False)

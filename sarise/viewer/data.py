@@ -87,7 +87,7 @@ class RunData:
                                                       errors="coerce") * 1e6  # fmt: skip
         if "date" in self.meta:
             when = pd.to_datetime(self.meta["date"], errors="coerce", format="ISO8601", utc=True)
-            self.meta["year"] = when.dt.year + (when.dt.dayofyear - 1) / 365.25
+            self.meta["year"] = when.dt.year + (when.dt.day_of_year - 1) / 365.25
         self.numeric = numeric_columns(self.meta)
         self._columns: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()

@@ -121,6 +121,46 @@ def group_distribution(data: RunData, path: Path) -> tuple[Path, dict]:
     return _save(fig, path), summary
 
 
+def measured_symmetry(data: RunData) -> str:
+    """The report's "Measured symmetry" section (``extract.symmetry``): how many images hold
+    a lattice, by lattice family and rotation order, their lattice constants, and how often
+    the classifier's group lies in the measured family; empty without the measurement."""
+    meta = data.meta
+    if "lattice_family" not in meta:
+        return ""
+    from sarise.evaluate import FAMILIES
+
+    fam = meta["lattice_family"].fillna("").astype(str)
+    has = fam != ""
+    n = len(meta)
+    table = pd.crosstab(fam[has], meta.loc[has, "rotation_order"].astype(int))
+    head = "".join(f"<th>{int(c)}-fold</th>" for c in table.columns)
+    body = "".join(f"<tr><td>{html.escape(str(f))}</td>" + "".join(f"<td>{int(v)}</td>" for v in r)
+                   + "</tr>" for f, r in table.iterrows())  # fmt: skip
+    lines = [f"<h2>Measured symmetry</h2><p>{int(has.sum())} of {n} images hold a lattice "
+             f"({has.mean():.0%}); the rest are aperiodic (domains, noise, quasicrystals) or "
+             "have fewer than about three cells across.</p>"]  # fmt: skip
+    if has.any():
+        lines.append(f"<table><tr><th>lattice family</th>{head}</tr>{body}</table>")
+        a = meta.loc[has, "lattice_a_nm"] if "lattice_a_nm" in meta else pd.Series(dtype=float)
+        a = pd.to_numeric(a, errors="coerce").dropna()
+        px = pd.to_numeric(meta.loc[has, "lattice_a_px"], errors="coerce").dropna()
+        if len(a):
+            lines.append(f"<p>lattice constant |a|: median {a.median():.3g} nm (range "
+                         f"{a.min():.3g} to {a.max():.3g} nm, {len(a)} images with a known "
+                         "pixel size)</p>")  # fmt: skip
+        elif len(px):
+            lines.append(f"<p>lattice constant |a|: median {px.median():.3g} px (no pixel "
+                         "size known)</p>")  # fmt: skip
+        # the measured lattice type ("centred" is a rectangular family's lattice)
+        measured = fam[has].replace({"centred": "rectangular"})
+        agree = [FAMILIES.get(g) == f for g, f in zip(meta.loc[has, "predicted_group"],
+                                                      measured, strict=True)]  # fmt: skip
+        lines.append(f"<p>the classifier's predicted group lies in the measured lattice family "
+                     f"for {np.mean(agree):.0%} of the images with a lattice.</p>")  # fmt: skip
+    return "".join(lines)
+
+
 def _score(value: float | None) -> str:
     """A map-quality score, or why there is none (too few images to measure it)."""
     return "n/a (too few images)" if value is None else f"{value:.3f}"
@@ -175,6 +215,7 @@ trustworthiness {_score(root["quality"]["trustworthiness"])}, kNN preservation {
 model sha256 {html.escape(str(root.get("model_sha256"))[:16])}…; {summary["images"]} images classified, median
 confidence {summary["median_confidence"]:.2f}.</p>
 {"".join(img(t, p) for t, p in pngs)}
+{measured_symmetry(data)}
 <h2>Projection tree</h2><table><tr><th>node</th><th>parent</th><th>images</th><th>how</th><th>T@10</th><th>selection</th><th>reproduce</th></tr>
 {"".join(rows)}</table></body></html>"""
     path = out / "report.html"
