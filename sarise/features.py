@@ -371,7 +371,7 @@ def fuse(per_channel: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, 
     length); the logits are the channels' mean.
 
     >>> f = fuse([(np.array([[3.0, 4.0]]), np.zeros((1, 17))), (np.array([[0.0, 2.0]]), np.ones((1, 17)))])
-    >>> f[0].round(3).tolist(), float(np.linalg.norm(f[0])), float(f[1][0, 0])
+    >>> f[0].astype(float).round(3).tolist(), round(float(np.linalg.norm(f[0])), 6), float(f[1][0, 0])
     ([[0.424, 0.566, 0.0, 0.707]], 1.0, 0.5)
     """
     blocks = [f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)

@@ -197,6 +197,16 @@ def test_a_click_shows_the_neighbours(page):
     assert re.search(r"most similar to \d{3}\.png</b>", text), text[:200]
     dists = [float(d) for d in re.findall(r"<br>d (\d\.\d{3})</figcaption>", text)]
     assert len(dists) == 12 and dists[0] == 0.0 and dists == sorted(dists)
+    # the image panel: the stored image at full stored resolution, with its metadata
+    img = page.locator("img[src^='/image/']").first  # locators reach into Bokeh's shadow DOM
+    img.wait_for(state="visible", timeout=10_000)
+    deadline = time.monotonic() + 30
+    while img.evaluate("i => i.naturalWidth") == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert img.evaluate("i => i.naturalWidth") == 128  # the stored image, not the thumbnail
+    panel = page.evaluate(TEXT, "image_panel")
+    assert re.search(r"<b>\d{3}\.png</b>", panel) and "predicted_group" in panel
+    assert "no pixel size in the file" in panel  # PNGs carry none
     page.screenshot(path=SHOTS / "neighbours.png")
 
 
@@ -328,3 +338,31 @@ def test_legends_name_every_colour_and_thumbnails_stay_square(page):
         return prop.units ?? prop.spec?.units ?? r.glyph[name + '_units'] ?? JSON.stringify(Object.keys(prop)); };
         return [u('w'), u('h'), t.w[0], t.h[0]]; }""")
     assert glyph[:2] == ["screen", "screen"] and glyph[2] == glyph[3] > 0
+
+
+def test_an_export_downloads_the_selection_with_its_map_positions(page, tmp_path):
+    import pandas as pd
+
+    page.evaluate("""() => { const s = Bokeh.documents[0].get_model_by_name('points');
+                             s.selected.indices = [0, 1, 2, 3, 4, 5, 6]; }""")
+    page.wait_for_function(f"() => ({TEXT})('status').includes('7 selected')")
+    with page.expect_download(timeout=30_000) as info:
+        page.get_by_role("button", name="Export selection CSV").click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    table = pd.read_csv(path)
+    ids = page.evaluate("() => Bokeh.documents[0].get_model_by_name('points').data.image_id")
+    assert sorted(table["image_id"].astype(str)) == sorted(ids[:7])
+    assert list(table.columns[:4]) == ["image_id", "node", "x", "y"] and "path" in table
+    xs = page.evaluate("() => Bokeh.documents[0].get_model_by_name('points').data.x")
+    assert np.allclose(sorted(table["x"]), sorted(xs[:7]))
+    assert (table["node"] == "root").all()
+
+
+def test_thumbnails_never_pile_up(page):
+    # at most one per 48 px screen cell of the plot
+    thumbs = page.evaluate("() => Bokeh.documents[0].get_model_by_name('thumbs').data.x.length")
+    size = page.evaluate("""() => { const p = Bokeh.documents[0].get_model_by_name('map');
+                                    return [p.inner_width, p.inner_height]; }""")
+    assert 0 < thumbs <= (size[0] / 48 + 1) * (size[1] / 48 + 1)
+    assert thumbs < N  # the crowded map leaves some out

@@ -50,6 +50,7 @@ def _categorical(n: int) -> list[str]:
 
 
 MISSING = "#bbbbbb"
+SWATCH = "display:inline-block;width:12px;height:12px;vertical-align:middle;border-radius:2px;"
 
 
 def _numeric(values: pd.Series) -> bool:
@@ -85,7 +86,7 @@ def legend_html(name: str, values: pd.Series, limit: int = 24) -> str:
     lowest to the highest value for a numeric one; grey is "no value"."""
     title = f"<div><b>colour: {html.escape(name)}</b></div>"
     missing = int(values.isna().sum())
-    none = (f'<div class="legend-item"><span class="swatch" style="background:{MISSING}">'
+    none = (f'<div class="legend-item"><span class="swatch" style="{SWATCH}background:{MISSING}">'
             f"</span> no value ({missing})</div>") if missing else ""  # fmt: skip
     if _numeric(values):
         v = values.to_numpy(float)
@@ -102,11 +103,36 @@ def legend_html(name: str, values: pd.Series, limit: int = 24) -> str:
     cats = sorted(values.dropna().astype(str).unique())
     colours = dict(zip(cats, _categorical(len(cats)), strict=False))
     counts = values.dropna().astype(str).value_counts()
-    items = [f'<div class="legend-item"><span class="swatch" style="background:{colours[c]}">'
+    items = [f'<div class="legend-item"><span class="swatch" style="{SWATCH}background:{colours[c]}">'
              f"</span> {html.escape(c)} ({int(n)})</div>"
              for c, n in counts.iloc[:limit].items()]  # fmt: skip
     more = f"<div>+ {len(counts) - limit} more</div>" if len(counts) > limit else ""
     return title + "".join(items) + more + none
+
+
+def _plot_pixels(plot) -> tuple[int, int]:
+    """The plot area's size in screen pixels as the browser reported it (a guess before)."""
+    try:
+        return int(plot.inner_width or 900), int(plot.inner_height or 800)
+    except ValueError:  # not reported yet (bokeh's UnsetValueError)
+        return 900, 800
+
+
+def one_per_cell(x, y, idx, xr, yr, cells) -> np.ndarray:
+    """The first of ``idx`` in each cell of a ``cells[0]`` x ``cells[1]`` grid over the
+    view (point order decides; the result keeps it).
+
+    >>> one_per_cell(np.array([0.1, 0.12, 0.9]), np.array([0.1, 0.1, 0.9]), np.arange(3),
+    ...              (0, 1), (0, 1), (4, 4)).tolist()
+    [0, 2]
+    """
+    if len(idx) == 0:
+        return idx
+    (x0, x1), (y0, y1) = sorted(xr), sorted(yr)
+    cx = np.floor((x - x0) / max(x1 - x0, 1e-12) * cells[0]).astype(np.int64)
+    cy = np.floor((y - y0) / max(y1 - y0, 1e-12) * cells[1]).astype(np.int64)
+    _, first = np.unique(cx * (int(cells[1]) + 2) + cy, return_index=True)
+    return idx[np.sort(first)]
 
 
 def shade_points(xy: np.ndarray, values: pd.Series, xr, yr, width: int = 720, height: int = 640):
@@ -154,6 +180,63 @@ def _gallery(data: RunData, ids, title: str, distances=None) -> str:
     return f"<b>{html.escape(title)}</b>: {len(ids)}{more}<br>{cells}"
 
 
+#: What the image panel lists about an image, when the run has it.
+PANEL_COLUMNS = ("path", "channel", "format", "instrument", "material", "sample", "operator",
+                 "date", "imaging_mode", "scan_size_um", "predicted_group", "top3",
+                 "rotation_order", "lattice_family", "lattice_a_nm", "symmetry_group")  # fmt: skip
+
+
+def _scale_bar(pixel_nm: float, shown_px: int, stored_px: int) -> str:
+    """A scale bar under an image: a round length of about a quarter of its width.
+
+    >>> bar = _scale_bar(0.5, 256, 128)  # 128 stored px of 0.5 nm shown 256 px wide
+    >>> "width:40px" in bar and "10 nm" in bar
+    True
+    """
+    if not np.isfinite(pixel_nm) or pixel_nm <= 0:
+        return '<div class="scale-bar" style="font-size:10px">no pixel size in the file</div>'
+    width_nm = pixel_nm * stored_px
+    target = width_nm / 4
+    step = 10 ** np.floor(np.log10(target))
+    length = max(m * step for m in (1, 2, 5) if m * step <= target)
+    px = length / width_nm * shown_px
+    label = f"{length:g} nm" if length < 1000 else f"{length / 1000:g} µm"
+    return (f'<div class="scale-bar" style="font-size:10px"><div style="width:{px:.0f}px;'
+            f'height:4px;background:#000"></div>{label}</div>')  # fmt: skip
+
+
+def image_panel(data: RunData, image_id: int) -> str:
+    """The clicked image: every stored channel at full stored resolution (shown at twice
+    the size, unsmoothed), a scale bar in physical units where the pixel size is known,
+    and its metadata, predicted groups and measured symmetry."""
+    row = data.table([image_id]).iloc[0]
+    shown = 2 * data.image_size
+    bar = _scale_bar(data.pixel_nm(image_id), shown, data.image_size)
+    names = str(row.get("channel") or "").split(";")
+    figures = "".join(
+        f'<figure style="display:inline-block;margin:4px"><img src="/image/{image_id}/{c}.png" '
+        f'width="{shown}" height="{shown}" style="image-rendering:pixelated" '
+        f'alt="channel {c}"><figcaption style="font-size:11px">'
+        f"{html.escape(names[c] if c < len(names) and names[c] else data.channels[c])}"
+        f"</figcaption>{bar}</figure>"
+        for c in range(len(data.channels))
+    )
+    cells = "".join(
+        f"<tr><th>{html.escape(c)}</th><td>{html.escape(_fmt(row[c]))}</td></tr>"
+        for c in PANEL_COLUMNS if c in row.index and not _blank(row[c])
+    )  # fmt: skip
+    return (f'<div><b>{html.escape(str(row["name"]))}</b> (image {image_id})</div>{figures}'
+            f'<table style="font-size:11px">{cells}</table>')  # fmt: skip
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value == ""
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _filters_to_query(choices: dict[str, list[str]], size, dates) -> str:
     parts = []
     for col, values in choices.items():
@@ -183,6 +266,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
     from bokeh.models import (
         Button,
         ColumnDataSource,
+        CustomJS,
         DateRangeSlider,
         Div,
         HoverTool,
@@ -206,13 +290,28 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
     thumbs = ColumnDataSource(data={"url": [], "x": [], "y": [], "w": [], "h": []}, name="thumbs")
     near = ColumnDataSource(data={"x": [], "y": []}, name="neighbours")
     image = ColumnDataSource(data={"image": [], "x": [], "y": [], "dw": [], "dh": []}, name="image")
+    # an export's URL: the browser downloads it as soon as the server sets it
+    download = ColumnDataSource(data={"url": []}, name="download")
+    download.js_on_change(
+        "data",
+        CustomJS(
+            code="""
+        const url = cb_obj.data.url[0];
+        if (url) { const a = document.createElement('a'); a.href = url;
+                   a.download = url.split('/').pop(); document.body.appendChild(a);
+                   a.click(); a.remove(); }"""
+        ),
+    )
 
     # explicit ranges, set by the server on every node change (a DataRange1d would keep
     # the browser's own auto-range, and a child's points then fell outside the view)
-    p = figure(name="map", title="", output_backend="webgl", sizing_mode="stretch_both",
+    # a fixed height: the panels below (image, neighbours, selection) grow the page, never
+    # squeeze the map
+    p = figure(name="map", title="", output_backend="webgl", sizing_mode="stretch_width",
+               height=720,
                x_range=Range1d(0, 1), y_range=Range1d(0, 1),
                tools="pan,wheel_zoom,box_select,lasso_select,tap,reset",
-               active_scroll="wheel_zoom", min_width=500, min_height=500)  # fmt: skip
+               active_scroll="wheel_zoom", min_width=500)  # fmt: skip
     p.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=image)
     # thumbnails in screen pixels: square on screen whatever the axes' scales and zoom
     p.image_url(url="url", x="x", y="y", w="w", h="h", anchor="center", source=thumbs,
@@ -236,10 +335,13 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
     )
     gallery = Div(name="gallery", sizing_mode="stretch_width")
     neighbours = Div(name="neighbours_gallery", sizing_mode="stretch_width")
+    panel = Div(name="image_panel", sizing_mode="stretch_width")
     message = Div(name="message", styles={"color": "#a00"})
     colour = Select(title="colour by", value="predicted_group", name="colour",
                     options=[*data.categories, "cluster", *data.numeric])  # fmt: skip
-    legend = Div(name="legend", width=370)
+    # a fixed box (scrolling inside): a legend growing after layout never covers the buttons
+    legend = Div(name="legend", width=370, height=170,
+                 styles={"overflow-y": "auto", "font-size": "12px"})  # fmt: skip
     children = Select(title="children of this node", options=[], name="children")
     query = TextInput(
         title="query (sarise query language)", name="query", sizing_mode="stretch_width"
@@ -312,7 +414,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         p.title.text = (f"{node}: {len(members)} images, {nodeinfo['how']['method']}, "
                         f"trustworthiness {q:.3f}" if q is not None else f"{node}: {len(members)} images")  # fmt: skip
         command.text = "reproduce: " + html.escape(_command(data.run, nodeinfo))
-        gallery.text = neighbours.text = message.text = ""
+        gallery.text = neighbours.text = message.text = panel.text = ""
         buttons["back"].disabled = not state["back"]
         buttons["forward"].disabled = not state["forward"]
         update_status()
@@ -364,6 +466,11 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         if state["mask"] is not None:
             inside &= state["mask"]
         idx = np.flatnonzero(inside)
+        # at most one thumbnail per screen cell of THUMB_PX: zooming in reveals more of
+        # them instead of piling them up (the browser reports the plot's size in pixels)
+        width, height = _plot_pixels(p)
+        idx = one_per_cell(x[idx], y[idx], idx, (xr.start, xr.end), (yr.start, yr.end),
+                           (width / THUMB_PX, height / THUMB_PX))  # fmt: skip
         if len(idx) == 0 or len(idx) > THUMB_BUDGET:
             thumbs.data = {"url": [], "x": [], "y": [], "w": [], "h": []}
             return
@@ -413,6 +520,8 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
             return
         i = int(np.argmin((x - event.x) ** 2 + (y - event.y) ** 2))
         picked = int(state["ids"][i])
+
+        panel.text = image_panel(data, picked)
 
         def then(result) -> None:
             found, dist = result
@@ -537,6 +646,13 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
     def export(kind: str) -> None:
         ids = selected_ids() or [int(i) for i in state["ids"]]
         table = data.table(ids).drop(columns=["raw", "top3"], errors="ignore")
+        # where each image is on this node's map
+        at = pd.Series(np.arange(len(state["ids"])), index=state["ids"]).reindex(ids).to_numpy()
+        table.insert(0, "node", state["node"])
+        table.insert(1, "x", state["xy"][at, 0])
+        table.insert(2, "y", state["xy"][at, 1])
+        if "image_id" in table:
+            table.insert(0, "image_id", table.pop("image_id"))
         folder = data.run / "exports"
         folder.mkdir(exist_ok=True)
         name = f"{state['node']}-{len(ids)}-{time.strftime('%Y%m%dT%H%M%S')}.{kind}"
@@ -547,6 +663,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
             table.to_parquet(tmp, index=False)
         tmp.rename(folder / name)
         message.text = f'<a href="/export/{name}" download>{name}</a> ({len(ids)} images)'
+        download.data = {"url": [f"/export/{name}"]}  # the browser saves it (CustomJS)
 
     source.selected.on_change("indices", on_select)
     p.on_event(Tap, guarded_event(on_tap))
@@ -600,8 +717,9 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
                   row(buttons["apply"], buttons["clear"], buttons["filter_child"]),
                   buttons["reproject"], row(buttons["export_csv"], buttons["export_parquet"]),
                   status, message, command, width=380)  # fmt: skip
-    doc.add_root(column(row(p, side, sizing_mode="stretch_both"), gallery, neighbours,
-                        sizing_mode="stretch_both", name="layout"))  # fmt: skip
+    doc.add_root(column(row(p, side, sizing_mode="stretch_width"), panel, neighbours, gallery,
+                        sizing_mode="stretch_width", name="layout"))  # fmt: skip
+    doc.add_root(download)
     doc.title = f"sarise: {data.run.name}"
     show("root")
 

@@ -72,6 +72,10 @@ class RunData:
         self.ids = store.array("image_id")[:n]
         self.row = pd.Series(np.arange(n), index=self.ids)
         self._thumbs = store.array("thumbnails")
+        self._images = store.array("images")
+        self.channels = store.channels
+        prep = store.attrs["preprocessing"]
+        self.image_size, self.fit = int(prep["size"]), prep["fit"]
         self.meta = self.tree.metadata()
         self.meta["name"] = self.meta["path"].str.rsplit("/", n=1).str[-1]
         probs = feats["probabilities"][:]
@@ -113,6 +117,26 @@ class RunData:
             if len(self._png) < 200_000:
                 self._png[image_id] = png
         return png
+
+    def image_png(self, image_id: int, channel: int) -> bytes | None:
+        """One channel of the stored image (full stored resolution, as the model saw it)
+        as an 8-bit PNG; None for an unknown id or channel."""
+        from PIL import Image
+
+        if image_id not in self.row.index or not 0 <= channel < self._images.shape[1]:
+            return None
+        a = np.asarray(self._images[int(self.row[image_id]), channel], np.float32)
+        buf = io.BytesIO()
+        Image.fromarray((np.clip(np.nan_to_num(a), 0, 1) * 255).round().astype(np.uint8)).save(
+            buf, format="PNG")  # fmt: skip
+        return buf.getvalue()
+
+    def pixel_nm(self, image_id: int) -> float:
+        """The size of one stored pixel in nm (NaN where the file gave no scan size)."""
+        from sarise.symmetry_measure import stored_pixel_nm
+
+        row = self.meta.iloc[[int(self.row[image_id])]]
+        return float(stored_pixel_nm(row, self.image_size, self.fit)[0])
 
     @cached_property
     def index(self):

@@ -31,6 +31,21 @@ class ThumbnailHandler(RequestHandler):
         self.write(png)
 
 
+class ImageHandler(RequestHandler):
+    """``/image/<image id>/<channel>.png``: a stored image at full stored resolution."""
+
+    def initialize(self, data: RunData):
+        self.data = data
+
+    def get(self, image_id: str, channel: str):
+        png = self.data.image_png(int(image_id), int(channel))
+        if png is None:
+            raise HTTPError(404)
+        self.set_header("Content-Type", "image/png")
+        self.set_header("Cache-Control", "max-age=86400")
+        self.write(png)
+
+
 class ExportHandler(RequestHandler):
     """``/export/<name>``: a file the explorer wrote into ``<run>/exports`` (plain names only)."""
 
@@ -69,6 +84,7 @@ def make_server(run: str | Path, *, host: str = "127.0.0.1", port: int = 5006, c
     make_document(Document(), data, threshold)  # the first visitor then finds caches filled
     app = Application(FunctionHandler(partial(make_document, data=data, datashade_min=threshold)))
     extra = [(r"/thumb/([0-9]{1,20})\.png", ThumbnailHandler, {"data": data}),
+             (r"/image/([0-9]{1,20})/([0-9]{1,2})\.png", ImageHandler, {"data": data}),
              (r"/export/([^/]+)", ExportHandler, {"data": data})]  # fmt: skip
     origins = [f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     server = Server({"/": app}, address=host, port=port, allow_websocket_origin=origins,
