@@ -174,6 +174,9 @@ def test_box_selection_then_reproject_makes_a_child_node(page, server):
 
 
 def test_a_filter_reduces_the_points(page):
+    # the categorical filters list each value with its count
+    options = page.evaluate("() => Bokeh.documents[0].get_model_by_name('filter-group').options")
+    assert len(options) == 17 and all(label == f"{v} (6)" for v, label in options)
     box = page.get_by_label("query (sarise query language)")
     box.fill('group == "p4m" or group == "p6m"')
     box.press("Enter")

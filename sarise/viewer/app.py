@@ -346,7 +346,9 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
     query = TextInput(
         title="query (sarise query language)", name="query", sizing_mode="stretch_width"
     )
-    choices = {c: MultiChoice(title=c, options=sorted(data.meta[c].dropna().astype(str).unique()))
+    # each value with its count in the archive (rows without one are never dropped)
+    choices = {c: MultiChoice(title=c, name=f"filter-{c}", options=[(v, f"{v} ({n})") for v, n in sorted(
+                   data.meta[c].dropna().astype(str).value_counts().items())])
                for c in data.categories[1:4]}  # fmt: skip
     missing = pd.Series(np.nan, index=data.meta.index)
     size_um = pd.to_numeric(data.meta.get("scan_size_x_m", missing), errors="coerce") * 1e6

@@ -38,10 +38,12 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def mosaic(data: RunData, members: pd.DataFrame, path: Path, grid: int = 24) -> Path:
+def mosaic(data: RunData, members: pd.DataFrame, path: Path, grid: int = 16) -> Path:
     """Thumbnails on a ``grid`` x ``grid`` lattice over the map: in each occupied cell, the
-    image nearest the cell's centre (the paper's mosaic figure)."""
-    plt = _fig()
+    image nearest the cell's centre (the paper's mosaic figure), each at its stored
+    thumbnail size (64 px by default), written as the PNG itself."""
+    from PIL import Image
+
     xy = members[["x", "y"]].to_numpy(float)
     lo, hi = xy.min(0), xy.max(0)
     span = np.where(hi > lo, hi - lo, 1.0)
@@ -59,11 +61,13 @@ def mosaic(data: RunData, members: pd.DataFrame, path: Path, grid: int = 24) -> 
         row = (grid - 1 - cy) * t
         thumb = data.thumbnail(int(members["image_id"].iloc[i]))
         canvas[row : row + t, cx * t : cx * t + t] = thumb
-    fig, ax = plt.subplots(figsize=(8, 8))
-    ax.imshow(canvas, cmap="gray", vmin=0, vmax=255)
-    ax.set_axis_off()
-    ax.set_title(f"{len(picks)} of {len(members)} images, one per cell of a {grid}x{grid} grid")
-    return _save(fig, path)
+    # a 1 px grid line between tiles, so neighbouring thumbnails stay apart
+    canvas[::t, :] = canvas[:, ::t] = 255
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    Image.fromarray(canvas).save(tmp, format="PNG")
+    os.replace(tmp, path)
+    return path
 
 
 def scatter(data: RunData, members: pd.DataFrame, column: str, path: Path) -> Path:
@@ -161,6 +165,27 @@ def measured_symmetry(data: RunData) -> str:
     return "".join(lines)
 
 
+def _selection(selection) -> str:
+    """A node's selection, compactly: a count of ids, a query's text, a box's corners.
+
+    >>> _selection({"ids": list(range(5000))}), _selection(None)
+    ('5000 images by id', '-')
+    """
+    if not selection:
+        return "-"
+    kind, value = next(iter(selection.items()))
+    if kind == "ids":
+        return f"{len(value)} images by id"
+    if kind == "polygon":
+        return f"polygon of {len(value)} vertices"
+    return f"{kind}: {json.dumps(value)[:100]}"
+
+
+def _short(command: str, limit: int = 160) -> str:
+    """A command line cut to ``limit`` characters (long ``--ids`` lists), saying so."""
+    return command if len(command) <= limit else command[:limit] + f" … ({len(command)} chars)"
+
+
 def _score(value: float | None) -> str:
     """A map-quality score, or why there is none (too few images to measure it)."""
     return "n/a (too few images)" if value is None else f"{value:.3f}"
@@ -179,7 +204,13 @@ def write_report(run: str | Path, out: str | Path | None = None, *, config=None)
     out.mkdir(parents=True, exist_ok=True)
     tree = data.tree
     members = tree.members(ROOT)
-    pngs = [("Thumbnail mosaic of the root projection", mosaic(data, members, out / "mosaic.png"))]
+    pngs = [
+        (
+            "Thumbnail mosaic of the root projection: in each cell of a 16 x 16 grid over the "
+            "map, the image nearest its centre",
+            mosaic(data, members, out / "mosaic.png"),
+        )
+    ]
     columns = data.categories[:5]
     for col in columns:
         pngs.append(
@@ -188,6 +219,11 @@ def write_report(run: str | Path, out: str | Path | None = None, *, config=None)
                 scatter(data, members, col, out / f"map-{col}.png"),
             )
         )
+    # every other node of the tree, by predicted group (the first 12)
+    for node in [n for n in tree.ids() if n != ROOT][:12]:
+        pngs.append((f"Node {node} ({tree.info(node)['n']} images) by predicted group",
+                     scatter(data, tree.members(node), "predicted_group",
+                             out / f"node-{node}.png")))  # fmt: skip
     dist, summary = group_distribution(data, out / "groups.png")
     pngs.append(("Classifier summary: predicted wallpaper groups", dist))
 
@@ -203,8 +239,8 @@ def write_report(run: str | Path, out: str | Path | None = None, *, config=None)
         rows.append(f"<tr><td>{html.escape(node)}</td><td>{html.escape(str(info['parent'] or '-'))}</td>"
                     f"<td>{info['n']}</td><td>{html.escape(info['how']['method'])}</td>"
                     f"<td>{_score(q)}</td>"
-                    f"<td><code>{html.escape(json.dumps(info['selection'])[:120])}</code></td>"
-                    f"<td><code>{html.escape(_command(data.run, info))[:200]}</code></td></tr>")  # fmt: skip
+                    f"<td>{html.escape(_selection(info['selection']))}</td>"
+                    f"<td><code>{html.escape(_short(_command(data.run, info)))}</code></td></tr>")  # fmt: skip
     root = tree.info(ROOT)
     body = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>sarise report: {html.escape(data.run.name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}td,th{{padding:2px 8px;font-size:12px;text-align:left}}
