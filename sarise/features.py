@@ -43,6 +43,7 @@ from sarise._progress import progress
 from sarise._version import __version__
 from sarise.config import ExtractConfig
 from sarise.errors import SariseError
+from sarise.store import chunk_sizes
 from sarise.symmetry_measure import SCORE_COLUMNS, score_rows
 
 __all__ = [
@@ -250,11 +251,6 @@ def resolved_precision(cfg: ExtractConfig) -> str:
 
 
 # -- the feature store -------------------------------------------------------------------
-def chunk_sizes(n: int, chunk: int) -> list[int]:
-    """Images in each chunk of an ``n``-image store: what ``done[chunk]`` holds when finished."""
-    return [min(chunk, n - c * chunk) for c in range(math.ceil(n / chunk))]
-
-
 def _attrs(store, info: dict[str, Any], cfg: ExtractConfig) -> dict[str, Any]:
     model_info = {k: info[k] for k in ("model", "classes", "normalization", "image_size")}
     preprocessing = {"store": store.attrs["preprocessing"], "channel": cfg.channel,

@@ -102,6 +102,29 @@ def knn_graph(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarra
     return i.astype(np.int64), d.astype(np.float32)
 
 
+def cache_umap_kernels() -> None:
+    """Let numba keep umap-learn's compiled kernels on disk (``NUMBA_CACHE_DIR``, else
+    beside umap's sources), as it does for those umap-learn declares ``cache=True``.
+
+    umap-learn compiles ``smooth_knn_dist``, ``compute_membership_strengths`` and its
+    layout loops in every new process: about 10 s of a small re-projection from a cold
+    ``sarise explore select``. Cached, a later process loads them instead. The compiled
+    code is numba's own, so results do not change.
+    """
+    import numba
+    import umap.layouts
+    import umap.umap_
+
+    for module in (umap.umap_, umap.layouts):
+        for value in vars(module).values():
+            if isinstance(value, numba.core.registry.CPUDispatcher) and not getattr(
+                value, "_cache", None).__class__.__name__.endswith("FunctionCache"):  # fmt: skip
+                try:
+                    value.enable_caching()
+                except Exception:  # a kernel numba cannot cache stays as it is
+                    pass
+
+
 def fit_umap(
     x: np.ndarray,
     params: dict[str, Any],
@@ -130,6 +153,7 @@ def fit_umap(
 
     import umap
 
+    cache_umap_kernels()
     if len(x) < 3:
         raise SariseError(f"{len(x)} images: a projection needs at least 3")
     kwargs: dict[str, Any] = {}
@@ -264,7 +288,7 @@ class ProjectionTree:
                             self.cfg.symmetry_weight if weight is None else weight)  # fmt: skip
 
     def _rows(self, name: str, image_ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        from sarise.features import chunk_sizes
+        from sarise.store import chunk_sizes  # not sarise.features: that imports torch
 
         all_ids = self._group["image_id"][:]
         done = self._group["done"][:]

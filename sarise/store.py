@@ -37,11 +37,21 @@ import pandas as pd
 from sarise._version import __version__
 from sarise.errors import SariseError
 
-__all__ = ["SCHEMA_VERSION", "ImageStore", "image_id"]
+__all__ = ["SCHEMA_VERSION", "ImageStore", "chunk_sizes", "image_id"]
 
 SCHEMA_VERSION = 1
 RETIRED = "retired.parquet"
 SIDECAR = "sidecar.parquet"
+
+
+def chunk_sizes(n: int, chunk: int) -> list[int]:
+    """Images in each chunk of an ``n``-image array chunked by ``chunk``: what a feature
+    store's ``done[chunk]`` holds when finished.
+
+    >>> chunk_sizes(10, 4)
+    [4, 4, 2]
+    """
+    return [min(chunk, n - c * chunk) for c in range(-(-n // chunk))]
 
 
 def image_id(sha256: str, tile: int = 0) -> int:
