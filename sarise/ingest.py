@@ -239,8 +239,8 @@ def prepare_file(path: Path, cfg: IngestConfig, known: frozenset[str], root: Pat
         row = metadata_row(scan, root=root, sha256=sha)
         row["channel"] = ";".join(c.name for c in chosen)
         rows = [{"image_id": image_id(sha, t), **row, "tile": t} for t in range(len(images))]
-        thumbs = np.stack([pp.thumbnail(im[0], cfg.thumbnail) for im in images])
-        thumbs = np.stack([_pad_thumb(t, cfg.thumbnail) for t in thumbs])
+        thumbs = np.stack([[_pad_thumb(pp.thumbnail(c, cfg.thumbnail), cfg.thumbnail) for c in im]
+                           for im in images])  # fmt: skip
         return Prepared(fmt, "read", images.astype(np.float32), corners, thumbs, rows, None, sha)
     except (ReaderError, SariseError, OSError, ValueError, MemoryError) as exc:
         reason = exc.reason if isinstance(exc, ReaderError) else str(exc)

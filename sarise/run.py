@@ -37,7 +37,7 @@ def open_run(path: str | Path, *, metadata: bool = True, node: str = "root"):
         Indexed by ``image`` (the int64 image ids) and ``group`` (the 17 group names), with
         ``features[image, feature]`` (lazy, Dask), ``logits``, ``probabilities``, ``done``
         (whether the image has features yet), ``retired`` (``replaced`` or ``removed`` for
-        images whose file changed or is gone, else empty), ``thumbnail`` (lazy), one variable per
+        images whose file changed or is gone, else empty), ``thumbnail[image, channel, ty, tx]`` (lazy), one variable per
         metadata column (``path``, ``material``, ``date``...) and, where extract measured
         symmetry, its columns (``lattice_a_nm``, ``rotation_order``, ``mirror``,
         ``lattice_family``, ``symmetry_group``...); ``x``, ``y`` (and ``cluster``)
@@ -70,7 +70,11 @@ def open_run(path: str | Path, *, metadata: bool = True, node: str = "root"):
     retired = store.retired()
     ds["retired"] = ("image", pd.Series(ids).map(retired).astype(object).fillna("").to_numpy(str))
     thumbs = store.array("thumbnails")
-    ds["thumbnail"] = (("image", "ty", "tx"), _lazy(thumbs, n))
+    if thumbs.ndim == 4:  # one per channel
+        ds["thumbnail"] = (("image", "channel", "ty", "tx"), _lazy(thumbs, n))
+        ds = ds.assign_coords(channel=list(store.channels))
+    else:
+        ds["thumbnail"] = (("image", "ty", "tx"), _lazy(thumbs, n))
     members = run / "projections" / node / "members.parquet"
     if members.exists():
         table = pd.read_parquet(members).set_index("image_id").reindex(ids)

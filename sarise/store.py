@@ -3,7 +3,8 @@
 
 - ``images.zarr``: ``images[image, channel, y, x]`` (float32 or float16) chunked along
   ``image``; ``image_id[image]`` (int64), ``tile_yx[image, 2]`` (corner of the tile in
-  its scan, ``-1`` for a whole scan) and ``thumbnails[image, t, t]`` (uint8). Attrs: the
+  its scan, ``-1`` for a whole scan) and ``thumbnails[image, channel, t, t]`` (uint8, one per
+  channel; older stores kept channel 0 only, as ``thumbnails[image, t, t]``). Attrs: the
   schema version, channel names, image size and the preprocessing that made the images.
 - ``metadata.parquet/``: one Parquet part per commit, one row per stored image in image
   order (strings live here, never in Zarr).
@@ -101,8 +102,8 @@ class ImageStore:
                        dtype=dtype, fill_value=0)  # fmt: skip
         g.create_array("image_id", shape=(0,), chunks=(chunk,), dtype="int64", fill_value=-1)
         g.create_array("tile_yx", shape=(0, 2), chunks=(chunk, 2), dtype="int32", fill_value=-1)
-        g.create_array("thumbnails", shape=(0, thumbnail, thumbnail),
-                       chunks=(chunk, thumbnail, thumbnail), dtype="uint8", fill_value=0)  # fmt: skip
+        g.create_array("thumbnails", shape=(0, c, thumbnail, thumbnail),
+                       chunks=(chunk, c, thumbnail, thumbnail), dtype="uint8", fill_value=0)  # fmt: skip
         g.attrs.update({"schema": SCHEMA_VERSION, "channels": list(channels), "size": size,
                         "thumbnail": thumbnail, "preprocessing": preprocessing or {},
                         "sarise": __version__})  # fmt: skip
@@ -235,6 +236,8 @@ class ImageStore:
         g["image_id"][n : n + k] = rows["image_id"].to_numpy(np.int64)
         g["tile_yx"][n : n + k] = -1 if tile_yx is None else tile_yx
         if thumbnails is not None:
+            if g["thumbnails"].ndim == 3 and thumbnails.ndim == 4:  # an older store: channel 0
+                thumbnails = thumbnails[:, 0]
             g["thumbnails"][n : n + k] = thumbnails
         import pyarrow.parquet as pq
 

@@ -398,6 +398,23 @@ def test_channel_preference_picks_the_first_pattern_that_matches(shared_data, tm
     assert ImageStore.open(tmp_path / "nap").metadata()["channel"].tolist() == ["NapPhaseRetrace"]
 
 
+def test_every_stored_channel_keeps_its_own_thumbnail(shared_data, tmp_path):
+    from sarise import preprocess as pp
+
+    cfg = IngestConfig(
+        channels=("height", "amplitude", "phase"), size=96, thumbnail=32, max_failed_fraction=0.2
+    )  # one file has no phase channel
+    ingest([shared_data / "ibw"], tmp_path / "store", config=cfg, workers=1, show_progress=False)
+    store = ImageStore.open(tmp_path / "store")
+    thumbs, images = store.array("thumbnails")[:], store.array("images")[:]
+    assert thumbs.shape == (len(store), 3, 32, 32)
+    for im, th in zip(images, thumbs, strict=True):
+        # each channel's thumbnail is made from that channel's image (stored as float16)
+        made = np.stack([pp.thumbnail(c.astype(np.float32), 32) for c in im]).astype(int)
+        assert np.abs(made - th).max() <= 1
+        assert not np.array_equal(th[0], th[2])  # height is not phase
+
+
 def test_sidecars_override_headers_and_update_a_store_without_reading(shared_data, tmp_path,
                                                                        cli_env):  # fmt: skip
     first = tmp_path / "first.csv"

@@ -136,7 +136,7 @@ def test_the_map_shows_every_image_and_hover_shows_its_thumbnail(page):
     hover = page.locator("img.sarise-hover").first
     hover.wait_for(state="visible", timeout=10_000)
     src = hover.get_attribute("src")
-    assert re.fullmatch(r"/thumb/\d+\.png", src)
+    assert re.fullmatch(r"/thumb/\d+/0\.png", src)  # the first channel
     assert (
         page.evaluate("(s) => fetch(s).then(r => r.headers.get('content-type'))", src)
         == "image/png"
@@ -313,7 +313,7 @@ def test_legends_name_every_colour_and_thumbnails_stay_square(page):
     items = page.locator(".legend-item")
     items.first.wait_for(state="visible", timeout=10_000)
     texts = items.all_inner_texts()
-    counts = [int(re.search(r"\((\d+)\)$", t.strip()).group(1)) for t in texts]
+    counts = [int(re.search(r"\((\d+)\) only$", t.strip()).group(1)) for t in texts]
     assert sum(counts) == N and len(texts) >= 2
     assert "colour: predicted_group" in page.evaluate(TEXT, "legend")
     colours = page.evaluate("() => Bokeh.documents[0].get_model_by_name('points').data.color")
@@ -369,3 +369,103 @@ def test_thumbnails_never_pile_up(page):
                                     return [p.inner_width, p.inner_height]; }""")
     assert 0 < thumbs <= (size[0] / 48 + 1) * (size[1] / 48 + 1)
     assert thumbs < N  # the crowded map leaves some out
+
+
+def test_the_legend_hides_and_solos_categories(page):
+    items = page.locator(".legend-item")
+    items.first.wait_for(state="visible", timeout=10_000)
+    first = items.first.inner_text()
+    count = int(re.search(r"\((\d+)\) only$", first.strip()).group(1))
+    alpha = "() => Bokeh.documents[0].get_model_by_name('points').data.alpha"
+    # a click on a category hides its points (and their thumbnails), struck through
+    items.first.locator(".swatch").click()
+    page.wait_for_function(f"() => ({TEXT})('status').includes('{N - count} shown')")
+    assert sum(a == 0 for a in page.evaluate(alpha)) == count
+    assert page.locator(".legend-item.hidden").count() == 1
+    page.screenshot(path=SHOTS / "legend-hidden.png")
+    # "only" on another shows that one alone; "show all" brings every point back
+    second = items.nth(1)
+    solo = int(re.search(r"\((\d+)\) only$", second.inner_text().strip()).group(1))
+    second.locator(".legend-only").click()
+    page.wait_for_function(f"() => ({TEXT})('status').includes('{solo} shown')")
+    assert sum(a > 0 for a in page.evaluate(alpha)) == solo
+    assert page.locator(".legend-item.hidden").count() == page.locator(".legend-item").count() - 1
+    # hidden points are never picked: a click lands on a shown one
+    shown = [i for i, a in enumerate(page.evaluate(alpha)) if a > 0]
+    page.locator(".legend-all").click()
+    page.wait_for_function(f"() => ({TEXT})('status').includes('{N} shown')")
+    assert all(a > 0 for a in page.evaluate(alpha)) and shown
+
+
+def test_a_click_on_a_neighbour_selects_it(page):
+    x, y = _screen(page, 3)
+    page.mouse.click(x, y)
+    page.wait_for_function(f"() => ({TEXT})('neighbours_gallery').includes('most similar to')",
+                           timeout=30_000)  # fmt: skip
+    # the nearest neighbour after the image itself
+    image_id = re.findall(r'data-image-id="(\d+)"', page.evaluate(TEXT, "neighbours_gallery"))[1]
+    page.locator(f'img[data-image-id="{image_id}"]').first.click()
+    page.wait_for_function(f"() => ({TEXT})('status').includes('1 selected')", timeout=30_000)
+    picked = page.evaluate("""() => { const s = Bokeh.documents[0].get_model_by_name('points');
+        return s.selected.indices.map(i => s.data.image_id[i]); }""")
+    assert picked == [image_id]
+    page.wait_for_function(f"() => ({TEXT})('image_panel').includes('(image {image_id})')",
+                           timeout=30_000)  # fmt: skip
+    page.screenshot(path=SHOTS / "neighbour-selected.png")
+
+
+@pytest.fixture(scope="module")
+def pfm_run(shared_data, tmp_path_factory):
+    """The Asylum PFM files with three channels each, taken through ingest and extract."""
+    from sarise.config import IngestConfig
+    from sarise.features import extract
+    from sarise.ingest import ingest
+
+    run = tmp_path_factory.mktemp("pfm") / "run"
+    cfg = IngestConfig(
+        channels=("height", "amplitude", "phase"), size=64, chunk=8, max_failed_fraction=0.2
+    )  # one file has no phase channel
+    ingest([shared_data / "ibw"], run / "store", config=cfg, workers=1, show_progress=False)
+    extract(run / "store", run / "features.zarr", show_progress=False)
+    ProjectionTree(run, ProjectConfig(n_neighbors=3)).project_root()
+    build_index(run)
+    return run
+
+
+def test_thumbnails_of_any_channel(pfm_run, cli_env_module):
+    from playwright.sync_api import sync_playwright
+
+    _need_browser()
+    proc, url, _ = _serve(pfm_run, cli_env_module)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 950})
+            page.goto(url)
+            page.wait_for_function(READY, timeout=60_000)
+            choose = page.get_by_label("thumbnails of")
+            choose.wait_for(state="visible", timeout=10_000)
+            assert choose.locator("option").all_inner_texts() == [
+                "c0:height", "c1:amplitude", "c2:phase"]  # fmt: skip
+            choose.select_option(label="c2:phase")
+            page.wait_for_function("""() => { const u = Bokeh.documents[0]
+                .get_model_by_name('thumbs').data.url; return u.length > 0 &&
+                u.every(s => s.endsWith('/2.png')); }""", timeout=30_000)  # fmt: skip
+            urls = page.evaluate("() => Bokeh.documents[0].get_model_by_name('thumbs').data.url")
+            first = urls[0].rsplit("/", 1)[0]
+            # each channel's own thumbnail, served as a PNG; no channel beyond the stored ones
+            sizes = [page.evaluate("(s) => fetch(s).then(r => r.status)", f"{first}/{c}.png")
+                     for c in range(4)]  # fmt: skip
+            assert sizes == [200, 200, 200, 404]
+            bodies = {page.evaluate("(s) => fetch(s).then(r => r.arrayBuffer()).then(b => "
+                                    "Array.from(new Uint8Array(b)).join(','))", f"{first}/{c}.png")
+                      for c in range(3)}  # fmt: skip
+            assert len(bodies) == 3  # three different pictures
+            x, y = _screen(page, 0)
+            page.mouse.click(x, y)
+            page.locator("img[src^='/image/']").nth(2).wait_for(state="visible", timeout=30_000)
+            page.screenshot(path=SHOTS / "channels.png")
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

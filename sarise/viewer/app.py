@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,6 +51,7 @@ def _categorical(n: int) -> list[str]:
 
 
 MISSING = "#bbbbbb"
+NO_VALUE = "\x00no value"  # the legend's "no value" entry among hidden categories
 SWATCH = "display:inline-block;width:12px;height:12px;vertical-align:middle;border-radius:2px;"
 
 
@@ -80,15 +82,36 @@ def _palette(values: pd.Series) -> list[str]:
     return [lut.get(str(v), MISSING) if not pd.isna(v) else MISSING for v in values]
 
 
-def legend_html(name: str, values: pd.Series, limit: int = 24) -> str:
+def _act(action: str, value: int) -> str:
+    """An ``onclick`` that tells the server ``action:value`` (through the hidden ``action``
+    input; the time makes a repeated click a change)."""
+    return (f"event.stopPropagation(); Bokeh.documents[0].get_model_by_name('action').value"
+            f" = '{action}:{int(value)}:' + Date.now()")  # fmt: skip
+
+
+def _legend_item(label: str, count: int, colour: str, index: int, hidden: bool) -> str:
+    """One category: click it to hide or show it, "only" to show it alone."""
+    off = "opacity:0.35;text-decoration:line-through;" if hidden else ""
+    return (f'<div class="legend-item{" hidden" if hidden else ""}" style="cursor:pointer;{off}" '
+            f'title="click: hide or show" onclick="{_act("hide", index)}">'
+            f'<span class="swatch" style="{SWATCH}background:{colour}"></span> '
+            f"{html.escape(label)} ({count}) "
+            f'<a class="legend-only" style="font-size:10px;color:#06c" '
+            f'onclick="{_act("only", index)}">only</a></div>')  # fmt: skip
+
+
+def legend_html(name: str, values: pd.Series, limit: int = 24,
+                hidden: frozenset[str] = frozenset()) -> str:  # fmt: skip
     """The legend of a colouring as the page shows it: a swatch, the category and its
-    count for a categorical column (the most frequent first), or a colour bar from the
-    lowest to the highest value for a numeric one; grey is "no value"."""
+    count for a categorical column (the most frequent first; a click hides or shows a
+    category, "only" shows it alone, ``hidden`` ones are struck through), or a colour bar
+    from the lowest to the highest value for a numeric one; grey is "no value" (category
+    index -1 of :func:`legend_categories`)."""
     title = f"<div><b>colour: {html.escape(name)}</b></div>"
     missing = int(values.isna().sum())
-    none = (f'<div class="legend-item"><span class="swatch" style="{SWATCH}background:{MISSING}">'
-            f"</span> no value ({missing})</div>") if missing else ""  # fmt: skip
     if _numeric(values):
+        none = (f'<div class="legend-item"><span class="swatch" style="{SWATCH}background:{MISSING}">'
+                f"</span> no value ({missing})</div>") if missing else ""  # fmt: skip
         v = values.to_numpy(float)
         if not np.isfinite(v).any():
             return title + none
@@ -100,14 +123,33 @@ def legend_html(name: str, values: pd.Series, limit: int = 24) -> str:
                 f'linear-gradient(to right, {stops})"></div><div class="colorbar-labels" '
                 f'style="width:220px;display:flex;justify-content:space-between">'
                 f"<span>{lo:.4g}</span><span>{hi:.4g}</span></div>" + none)  # fmt: skip
-    cats = sorted(values.dropna().astype(str).unique())
+    cats = legend_categories(values)
     colours = dict(zip(cats, _categorical(len(cats)), strict=False))
     counts = values.dropna().astype(str).value_counts()
-    items = [f'<div class="legend-item"><span class="swatch" style="{SWATCH}background:{colours[c]}">'
-             f"</span> {html.escape(c)} ({int(n)})</div>"
+    items = [_legend_item(c, int(n), colours[c], cats.index(c), c in hidden)
              for c, n in counts.iloc[:limit].items()]  # fmt: skip
     more = f"<div>+ {len(counts) - limit} more</div>" if len(counts) > limit else ""
-    return title + "".join(items) + more + none
+    none = _legend_item("no value", missing, MISSING, -1, NO_VALUE in hidden) if missing else ""
+    reset = (f'<div><a class="legend-all" style="font-size:11px;color:#06c;cursor:pointer" '
+             f'onclick="{_act("all", 0)}">show all</a></div>') if hidden else ""  # fmt: skip
+    return title + "".join(items) + more + none + reset
+
+
+def legend_categories(values: pd.Series) -> list[str]:
+    """A categorical colouring's categories in palette order (what legend indices mean)."""
+    return sorted(values.dropna().astype(str).unique())
+
+
+def hidden_rows(values: pd.Series, hidden: frozenset[str]) -> np.ndarray:
+    """Which rows a legend's ``hidden`` categories hide (``NO_VALUE``: the rows without one).
+
+    >>> hidden_rows(pd.Series(["a", None, "b"]), frozenset({"b", NO_VALUE})).tolist()
+    [False, True, True]
+    """
+    if not hidden or _numeric(values):
+        return np.zeros(len(values), bool)
+    out = values.astype(object).where(values.notna(), NO_VALUE).astype(str).isin(hidden)
+    return out.to_numpy()
 
 
 def _plot_pixels(plot) -> tuple[int, int]:
@@ -159,16 +201,17 @@ def shade_points(xy: np.ndarray, values: pd.Series, xr, yr, width: int = 720, he
     return tf.spread(img, px=1).to_numpy()
 
 
-def _gallery(data: RunData, ids, title: str, distances=None) -> str:
-    """Thumbnails with their file names (whole, wrapped; the full path on hover) and, for
-    neighbours, the cosine distance to the query."""
+def _gallery(data: RunData, ids, title: str, distances=None, channel: int = 0) -> str:
+    """Thumbnails (of one channel) with their file names (whole, wrapped; the full path on
+    hover) and, for neighbours, the cosine distance to the query; a click picks the image
+    as a click on the map would."""
     ids = list(ids)
     table = data.table(ids[:GALLERY_MAX])
     dist = list(distances or [])[:GALLERY_MAX]
     cells = "".join(
         f'<figure style="margin:2px;display:inline-block;text-align:center;vertical-align:top">'
-        f'<img src="/thumb/{i}.png" width="72" height="72" title="{html.escape(path)}" '
-        f'data-image-id="{i}"><figcaption style="font-size:9px;width:72px;'
+        f'<img src="/thumb/{i}/{channel}.png" width="72" height="72" title="{html.escape(path)}" '
+        f'data-image-id="{i}" style="cursor:pointer" onclick="{_act("pick", i)}"><figcaption style="font-size:9px;width:72px;'
         f'overflow-wrap:anywhere">{html.escape(n)}'
         + (f"<br>d {dist[k]:.3f}" if k < len(dist) else "")
         + "</figcaption></figure>"
@@ -284,7 +327,9 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
     from sarise.query import filter_table
 
     tree = data.tree
-    state = {"node": "root", "back": [], "forward": [], "members": None, "mask": None}
+    # mask: the filter's rows of the node; hidden: the legend's hidden categories, hide: their rows
+    state = {"node": "root", "back": [], "forward": [], "members": None, "mask": None,
+             "hidden": frozenset(), "hide": None, "channel": 0}  # fmt: skip
     source = ColumnDataSource(data={"x": [], "y": [], "image_id": [], "name": [], "color": [],
                                     "alpha": [], "top3": [], "info": []}, name="points")  # fmt: skip
     thumbs = ColumnDataSource(data={"url": [], "x": [], "y": [], "w": [], "h": []}, name="thumbs")
@@ -320,10 +365,8 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
                      line_color=None, name="dots")  # fmt: skip
     p.scatter("x", "y", source=near, size=14, marker="circle", fill_color=None,
               line_color="red", line_width=2)  # fmt: skip
-    p.add_tools(HoverTool(renderers=[dots], tooltips="""
-        <div style="width:180px"><img src="/thumb/@image_id.png" width="96" height="96"
-        class="sarise-hover"><div><b>@name</b></div><div style="font-size:10px">@info</div>
-        <div style="font-size:10px">groups: @top3</div></div>"""))  # fmt: skip
+    hover = HoverTool(renderers=[dots], tooltips=_hover(0))
+    p.add_tools(hover)
     p.select_one(TapTool).renderers = [dots]
 
     crumbs = Div(name="breadcrumb")
@@ -367,6 +410,11 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         ("open_child", "open child"), ("apply", "Apply filter"), ("clear", "Clear filter"),
         ("filter_child", "Filter → child node"), ("export_csv", "Export selection CSV"),
         ("export_parquet", "Export selection Parquet")]}  # fmt: skip
+    # what a click inside the legend or a gallery asks for (set by their onclick code)
+    action = TextInput(name="action", visible=False)
+    thumb_channel = Select(title="thumbnails of", name="thumb-channel", value="0",
+                           options=[(str(c), n) for c, n in enumerate(data.channels)],
+                           visible=len(data.channels) > 1)  # fmt: skip
 
     def show(node: str, *, remember: bool = True) -> None:
         if remember and state["node"] != node:
@@ -376,6 +424,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         members = tree.members(node)
         state["members"] = members
         state["mask"] = None
+        state["hide"] = None
         state["xy"] = members[["x", "y"]].to_numpy(float)
         state["ids"] = members["image_id"].to_numpy(np.int64)
         state["pos"] = data.positions(state["ids"])
@@ -395,7 +444,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         source.data = {"x": state["xy"][shown, 0], "y": state["xy"][shown, 1],
                        "image_id": state["ids"][shown].astype(str),
                        "name": table["name"].to_numpy(), "color": _palette(colour_values(shown)),
-                       "alpha": np.full(len(shown), 0.0 if state["big"] else 0.85),
+                       "alpha": alphas(),
                        "top3": table["top3"].to_numpy(), "info": np.asarray(info, object)}  # fmt: skip
         near.data = {"x": [], "y": []}
         lo, hi = state["xy"].min(0), state["xy"].max(0)
@@ -437,7 +486,39 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         return data.column(colour.value, state["pos"][rows])
 
     def update_legend() -> None:
-        legend.text = legend_html(colour.value, colour_values(np.arange(len(state["ids"]))))
+        legend.text = legend_html(colour.value, colour_values(np.arange(len(state["ids"]))),
+                                  hidden=state["hidden"])  # fmt: skip
+
+    def hidden() -> np.ndarray:
+        """The node's rows the legend hides."""
+        if state["hide"] is None:
+            values = colour_values(np.arange(len(state["ids"])))
+            state["hide"] = hidden_rows(values, state["hidden"])
+        return state["hide"]
+
+    def visible() -> np.ndarray:
+        """The node's rows on screen: in the filter (when one is applied), not hidden."""
+        keep = ~hidden()
+        return keep if state["mask"] is None else keep & state["mask"]
+
+    def alphas() -> np.ndarray:
+        """The points' opacity: none for hidden ones (and over a datashaded image), faint
+        outside the filter."""
+        shown = state["shown"]
+        if state["big"]:
+            return np.zeros(len(shown))
+        alpha = np.full(len(shown), 0.85) if state["mask"] is None else \
+            np.where(state["mask"][shown], 0.9, 0.04)  # fmt: skip
+        return np.where(hidden()[shown], 0.0, alpha)
+
+    def refresh() -> None:
+        """Opacity, thumbnails, density image, legend and counts after a change of what is shown."""
+        source.data["alpha"] = alphas()
+        update_legend()
+        update_status()
+        update_thumbs()
+        if state["big"]:
+            update_image()
 
     def update_image() -> None:
         """Big nodes: every point, aggregated by Datashader for the current view."""
@@ -446,7 +527,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
             return
         x0, x1 = sorted((p.x_range.start, p.x_range.end))
         y0, y1 = sorted((p.y_range.start, p.y_range.end))
-        keep = np.ones(len(state["ids"]), bool) if state["mask"] is None else state["mask"]
+        keep = visible()
         values = colour_values(np.flatnonzero(keep))
         rgba = shade_points(state["xy"][keep], values, (x0, x1), (y0, y1))
         image.data = {"image": [rgba], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}
@@ -454,7 +535,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
     def update_status() -> None:
         n = len(state["ids"])
         sel = len(selected_ids())
-        shown = n if state["mask"] is None else int(state["mask"].sum())
+        shown = int(visible().sum())
         status.text = f"node {state['node']}: {n} points, {shown} shown, {sel} selected"
 
     def update_thumbs() -> None:
@@ -465,9 +546,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
             return
         inside = (x >= min(xr.start, xr.end)) & (x <= max(xr.start, xr.end)) & \
                  (y >= min(yr.start, yr.end)) & (y <= max(yr.start, yr.end))  # fmt: skip
-        if state["mask"] is not None:
-            inside &= state["mask"]
-        idx = np.flatnonzero(inside)
+        idx = np.flatnonzero(inside & visible())
         # at most one thumbnail per screen cell of THUMB_PX: zooming in reveals more of
         # them instead of piling them up (the browser reports the plot's size in pixels)
         width, height = _plot_pixels(p)
@@ -478,14 +557,16 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
             return
         w = h = THUMB_PX
         ids = state["ids"][idx]
-        thumbs.data = {"url": [f"/thumb/{i}.png" for i in ids], "x": x[idx], "y": y[idx],
+        c = state["channel"]
+        thumbs.data = {"url": [f"/thumb/{i}/{c}.png" for i in ids], "x": x[idx], "y": y[idx],
                        "w": [w] * len(idx), "h": [h] * len(idx)}  # fmt: skip
 
     def selected_ids() -> list[int]:
         if state.get("big"):
             return list(state["big_selected"])
         ids = np.asarray(source.data["image_id"])
-        return [int(ids[i]) for i in sorted(source.selected.indices)]
+        off = hidden()[state["shown"]]
+        return [int(ids[i]) for i in sorted(source.selected.indices) if not off[i]]
 
     def on_geometry(event) -> None:
         """Big nodes: a box or lasso selects among all points, not only the sample."""
@@ -503,26 +584,40 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
             hit = _inside_polygon(xy, np.column_stack([g["x"], g["y"]]))
         else:
             return
-        if state["mask"] is not None:
-            hit &= state["mask"]
+        hit &= visible()
         state["big_selected"] = [int(i) for i in state["ids"][hit]]
         update_status()
         ids = state["big_selected"]
-        gallery.text = _gallery(data, ids, "selection") if ids else ""
+        gallery.text = _gallery(data, ids, "selection", channel=state["channel"]) if ids else ""
 
     def on_select(attr, old, new) -> None:
         ids = selected_ids()
         update_status()
-        gallery.text = _gallery(data, ids, "selection") if ids else ""
+        gallery.text = _gallery(data, ids, "selection", channel=state["channel"]) if ids else ""
 
     def on_tap(event) -> None:
-        """A click: the nearest image to the cursor, its neighbours highlighted and shown."""
-        x, y = state["xy"][:, 0], state["xy"][:, 1]
-        if not len(x):
+        """A click: the nearest image on screen to the cursor is picked."""
+        on = np.flatnonzero(visible())
+        if not len(on):
             return
-        i = int(np.argmin((x - event.x) ** 2 + (y - event.y) ** 2))
-        picked = int(state["ids"][i])
+        x, y = state["xy"][on, 0], state["xy"][on, 1]
+        pick(int(state["ids"][on[int(np.argmin((x - event.x) ** 2 + (y - event.y) ** 2))]]))
 
+    def pick_and_select(image_id: int) -> None:
+        """A gallery click: the image is picked, and selected where it is on this node."""
+        at = np.flatnonzero(state["ids"] == image_id)
+        if not len(at):
+            message.text = f"image {image_id} is not on node {html.escape(state['node'])}"
+        elif state["big"]:
+            state["big_selected"] = [image_id]
+            update_status()
+        else:
+            rows = np.flatnonzero(state["shown"] == at[0])
+            source.selected.indices = [int(r) for r in rows]
+        pick(image_id)
+
+    def pick(picked: int) -> None:
+        """An image's panel, and its neighbours highlighted on the map and shown."""
         panel.text = image_panel(data, picked)
 
         def then(result) -> None:
@@ -531,7 +626,8 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
             pos = pos[pos >= 0]
             near.data = {"x": state["xy"][pos, 0], "y": state["xy"][pos, 1]}
             name = data.table([picked])["name"].iloc[0]
-            neighbours.text = _gallery(data, found, f"most similar to {name}", dist)
+            neighbours.text = _gallery(data, found, f"most similar to {name}", dist,
+                                       channel=state["channel"])  # fmt: skip
 
         off_loop(lambda: data.neighbours(picked), then)
 
@@ -547,6 +643,16 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
             message.text = ""
             try:
                 fn()
+            except Exception as exc:
+                report(exc)
+
+        return run
+
+    def guarded_change(fn):
+        def run(attr, old, new):
+            message.text = ""
+            try:
+                fn(attr, old, new)
             except Exception as exc:
                 report(exc)
 
@@ -609,20 +715,15 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
 
     def show_mask(mask: np.ndarray) -> None:
         state["mask"] = mask
-        source.data["alpha"] = np.where(mask, 0.9, 0.04)
-        source.selected.indices = (
-            [int(i) for i in np.flatnonzero(mask)] if mask.sum() <= 2000 else []
-        )
-        update_status()
-        update_thumbs()
+        if not state["big"]:
+            source.selected.indices = (
+                [int(i) for i in np.flatnonzero(mask)] if mask.sum() <= 2000 else []
+            )
+        refresh()
 
     def clear_filter() -> None:
         state["mask"] = None
-        if state["big"]:
-            update_image()
-        else:
-            source.data["alpha"] = np.full(len(source.data["x"]), 0.85)
-        update_status()
+        refresh()
 
     def filter_child() -> None:
         text = query.value.strip()
@@ -672,12 +773,43 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
     p.on_event(SelectionGeometry, guarded_event(on_geometry))
 
     def recolour() -> None:
+        state["hidden"], state["hide"] = frozenset(), None  # a new colouring shows everything
         source.data["color"] = _palette(colour_values(state["shown"]))
-        update_legend()
-        if state["big"]:
-            update_image()
+        refresh()
 
     colour.on_change("value", lambda attr, old, new: recolour())
+
+    def on_action(attr, old, new) -> None:
+        """A click in the legend (hide, only, all) or on a gallery's thumbnail (pick)."""
+        m = re.fullmatch(r"(hide|only|all|pick):(-?\d{1,20}):\d+", new or "")
+        if m is None:
+            return
+        kind, value = m.group(1), int(m.group(2))
+        if kind == "pick":
+            pick_and_select(value)
+            return
+        values = colour_values(np.arange(len(state["ids"])))
+        cats = legend_categories(values)
+        if kind == "all":
+            state["hidden"] = frozenset()
+        elif -1 <= value < len(cats):
+            name = NO_VALUE if value == -1 else cats[value]
+            everything = frozenset(cats) | ({NO_VALUE} if values.isna().any() else set())
+            if kind == "hide":
+                state["hidden"] = state["hidden"] ^ {name}
+            else:
+                state["hidden"] = everything - {name}
+        state["hide"] = None
+        refresh()
+
+    action.on_change("value", guarded_change(on_action))
+
+    def on_thumb_channel(attr, old, new) -> None:
+        state["channel"] = int(new)
+        hover.tooltips = _hover(state["channel"])
+        update_thumbs()
+
+    thumb_channel.on_change("value", guarded_change(on_thumb_channel))
 
     def on_range() -> None:
         if state.get("quiet"):
@@ -715,15 +847,24 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
 
     sliders = [s for s in (size_slider, date_slider) if s is not None]
     side = column(crumbs, row(buttons["back"], buttons["forward"]), row(children, buttons["open_child"]),
-                  colour, legend, *choices.values(), *sliders, query,
+                  colour, legend, thumb_channel, *choices.values(), *sliders, query,
                   row(buttons["apply"], buttons["clear"], buttons["filter_child"]),
                   buttons["reproject"], row(buttons["export_csv"], buttons["export_parquet"]),
                   status, message, command, width=380)  # fmt: skip
     doc.add_root(column(row(p, side, sizing_mode="stretch_width"), panel, neighbours, gallery,
                         sizing_mode="stretch_width", name="layout"))  # fmt: skip
     doc.add_root(download)
+    doc.add_root(action)
     doc.title = f"sarise: {data.run.name}"
     show("root")
+
+
+def _hover(channel: int) -> str:
+    """The hover card: the thumbnail of a channel, the name, metadata and top groups."""
+    return f"""
+        <div style="width:180px"><img src="/thumb/@image_id/{channel}.png" width="96" height="96"
+        class="sarise-hover"><div><b>@name</b></div><div style="font-size:10px">@info</div>
+        <div style="font-size:10px">groups: @top3</div></div>"""
 
 
 def _command(run: Path, info: dict) -> str:

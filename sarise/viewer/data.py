@@ -95,27 +95,31 @@ class RunData:
         self.numeric = numeric_columns(self.meta)
         self._columns: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
-        self._png: dict[int, bytes] = {}
+        self._png: dict[tuple[int, int], bytes] = {}
 
-    def thumbnail(self, image_id: int) -> np.ndarray:
-        """The stored thumbnail (uint8, square) of an image."""
-        return self._thumbs[int(self.row[image_id])]
+    def thumbnail(self, image_id: int, channel: int = 0) -> np.ndarray:
+        """The stored thumbnail (uint8, square) of one channel of an image."""
+        t = self._thumbs[int(self.row[image_id])]
+        return t[channel] if t.ndim == 3 else t  # older stores kept channel 0 only
 
-    def thumbnail_png(self, image_id: int) -> bytes | None:
-        """The stored thumbnail of an image as PNG (None for an unknown id)."""
+    def thumbnail_png(self, image_id: int, channel: int = 0) -> bytes | None:
+        """The stored thumbnail of one channel of an image as PNG (None for an unknown id
+        or channel)."""
         from PIL import Image
 
-        if image_id not in self.row.index:
+        stored = self._thumbs.shape[1] if self._thumbs.ndim == 4 else 1
+        if image_id not in self.row.index or not 0 <= channel < stored:
             return None
+        key = (image_id, channel)
         with self._lock:
-            if image_id in self._png:
-                return self._png[image_id]
+            if key in self._png:
+                return self._png[key]
         buf = io.BytesIO()
-        Image.fromarray(self.thumbnail(image_id)).save(buf, format="PNG")
+        Image.fromarray(self.thumbnail(image_id, channel)).save(buf, format="PNG")
         png = buf.getvalue()
         with self._lock:
             if len(self._png) < 200_000:
-                self._png[image_id] = png
+                self._png[key] = png
         return png
 
     def image_png(self, image_id: int, channel: int) -> bytes | None:

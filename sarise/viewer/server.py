@@ -17,13 +17,14 @@ logger = logging.getLogger(__name__)
 
 
 class ThumbnailHandler(RequestHandler):
-    """``/thumb/<image id>.png``: an integer id, never a path."""
+    """``/thumb/<image id>.png`` (the first channel) and ``/thumb/<image id>/<channel>.png``:
+    integers, never a path."""
 
     def initialize(self, data: RunData):
         self.data = data
 
-    def get(self, image_id: str):
-        png = self.data.thumbnail_png(int(image_id))
+    def get(self, image_id: str, channel: str | None = None):
+        png = self.data.thumbnail_png(int(image_id), int(channel or 0))
         if png is None:
             raise HTTPError(404)
         self.set_header("Content-Type", "image/png")
@@ -84,6 +85,7 @@ def make_server(run: str | Path, *, host: str = "127.0.0.1", port: int = 5006, c
     make_document(Document(), data, threshold)  # the first visitor then finds caches filled
     app = Application(FunctionHandler(partial(make_document, data=data, datashade_min=threshold)))
     extra = [(r"/thumb/([0-9]{1,20})\.png", ThumbnailHandler, {"data": data}),
+             (r"/thumb/([0-9]{1,20})/([0-9]{1,2})\.png", ThumbnailHandler, {"data": data}),
              (r"/image/([0-9]{1,20})/([0-9]{1,2})\.png", ImageHandler, {"data": data}),
              (r"/export/([^/]+)", ExportHandler, {"data": data})]  # fmt: skip
     origins = [f"{host}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
