@@ -2,6 +2,7 @@
 written as PNG files and taken through ingest and extract like any archive."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -176,6 +177,8 @@ def test_large_archives_fit_a_sample_and_transform_the_rest_on_workers(tmp_path)
 
 
 def test_report_is_one_self_contained_page(run, tree, tmp_path):
+    from PIL import Image
+
     from sarise.viewer.report import write_report
 
     tree.child("root", {"query": "group == 'p4'"})
@@ -184,6 +187,11 @@ def test_report_is_one_self_contained_page(run, tree, tmp_path):
     assert {"mosaic.png", "groups.png", "map-predicted_group.png", "map-group.png"} <= set(pngs)
     assert page.count("data:image/png;base64,") == len(pngs) and 'src="http' not in page
     assert "<td>root</td>" in page and "--query &quot;group == &#x27;p4&#x27;&quot;" in page
+    # a gallery per cluster of the root map: the images nearest its centre, with its size
+    clusters = re.findall(r"<figcaption>cluster -?\d+: (\d+) images", page)
+    assert len(clusters) >= 2 and sum(map(int, clusters)) <= 17 * 6
+    gallery = np.asarray(Image.open(tmp_path / "report" / "cluster-00.png"))
+    assert gallery.shape == (64, 10 * 66) and gallery.std() > 0
 
 
 def test_a_grown_archive_is_projected_again_never_served_stale(wallpaper_run, tmp_path):

@@ -1,8 +1,9 @@
 """``sarise report``: a self-contained HTML report of a run (PNGs embedded, and beside it).
 
 Contents: the root projection as a thumbnail mosaic and coloured by the predicted group and
-the main metadata columns; the classifier summary (predicted-group distribution, confidence);
-the projection tree's nodes with their selections and quality.
+the main metadata columns; a map of every other node; the classifier summary
+(predicted-group distribution, confidence); a gallery per cluster of the root map; the
+measured symmetry; the projection tree's nodes with their selections and quality.
 """
 
 from __future__ import annotations
@@ -42,8 +43,6 @@ def mosaic(data: RunData, members: pd.DataFrame, path: Path, grid: int = 16) -> 
     """Thumbnails on a ``grid`` x ``grid`` lattice over the map: in each occupied cell, the
     image nearest the cell's centre (the paper's mosaic figure), each at its stored
     thumbnail size (64 px by default), written as the PNG itself."""
-    from PIL import Image
-
     xy = members[["x", "y"]].to_numpy(float)
     lo, hi = xy.min(0), xy.max(0)
     span = np.where(hi > lo, hi - lo, 1.0)
@@ -63,11 +62,69 @@ def mosaic(data: RunData, members: pd.DataFrame, path: Path, grid: int = 16) -> 
         canvas[row : row + t, cx * t : cx * t + t] = thumb
     # a 1 px grid line between tiles, so neighbouring thumbnails stay apart
     canvas[::t, :] = canvas[:, ::t] = 255
+    return _write_png(canvas, path)
+
+
+def _write_png(canvas: np.ndarray, path: Path) -> Path:
+    from PIL import Image
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
     Image.fromarray(canvas).save(tmp, format="PNG")
     os.replace(tmp, path)
     return path
+
+
+def map_clusters(members: pd.DataFrame, fit_max: int = 20_000, seed: int = 0) -> np.ndarray:
+    """Cluster labels of a node's map (-1: noise): the node's own clustering
+    (``project.cluster_min_size``) where it has one, else HDBSCAN on the coordinates with a
+    minimum size of 1/40 of the node (at least 5), fitted on a seeded sample of at most
+    ``fit_max`` points, the rest labelled as their nearest sampled point."""
+    if "cluster" in members:
+        return members["cluster"].to_numpy(int)
+    from scipy.spatial import cKDTree
+    from sklearn.cluster import HDBSCAN
+
+    xy = members[["x", "y"]].to_numpy(float)
+    n = len(xy)
+    if n < 10:
+        return np.full(n, -1)
+    fit = np.arange(n)
+    if n > fit_max:
+        fit = np.sort(np.random.default_rng(seed).choice(n, fit_max, replace=False))
+    labels = HDBSCAN(min_cluster_size=max(5, len(fit) // 40), copy=True).fit_predict(xy[fit])
+    if n > fit_max:
+        return labels[cKDTree(xy[fit]).query(xy)[1]]
+    return labels
+
+
+def cluster_galleries(data: RunData, members: pd.DataFrame, out: Path, limit: int = 20,
+                      per: int = 10) -> list[tuple[str, Path]]:  # fmt: skip
+    """One gallery per cluster of the map (the ``limit`` largest): the ``per`` images
+    nearest the cluster's centre, side by side at their thumbnail size, with the
+    cluster's size and its commonest predicted groups and metadata."""
+    labels = map_clusters(members)
+    ids = members["image_id"].to_numpy(np.int64)
+    xy = members[["x", "y"]].to_numpy(float)
+    table = data.table(ids)
+    sizes = pd.Series(labels[labels >= 0]).value_counts()
+    found = []
+    for k, (label, n) in enumerate(sizes.iloc[:limit].items()):
+        at = np.flatnonzero(labels == label)
+        centre = np.median(xy[at], axis=0)
+        near = at[np.argsort(((xy[at] - centre) ** 2).sum(1), kind="stable")[:per]]
+        thumbs = [data.thumbnail(int(ids[i])) for i in near]
+        t = thumbs[0].shape[-1]
+        canvas = np.full((t, per * (t + 2)), 255, np.uint8)
+        for j, th in enumerate(thumbs):
+            canvas[:, j * (t + 2) : j * (t + 2) + t] = th
+        parts = [f"cluster {label}: {n} images"]
+        for col in ("predicted_group", *[c for c in data.categories[1:3] if c in table]):
+            top = table[col].iloc[at].dropna().astype(str).value_counts(normalize=True).iloc[:3]
+            if len(top):
+                parts.append(f"{col} " + ", ".join(f"{v} {f:.0%}" for v, f in top.items()))
+        found.append(("; ".join(parts), _write_png(canvas, out / f"cluster-{k:02d}.png")))
+    return found
 
 
 def scatter(data: RunData, members: pd.DataFrame, column: str, path: Path) -> Path:
@@ -224,6 +281,7 @@ def write_report(run: str | Path, out: str | Path | None = None, *, config=None)
         pngs.append((f"Node {node} ({tree.info(node)['n']} images) by predicted group",
                      scatter(data, tree.members(node), "predicted_group",
                              out / f"node-{node}.png")))  # fmt: skip
+    clusters = cluster_galleries(data, members, out)
     dist, summary = group_distribution(data, out / "groups.png")
     pngs.append(("Classifier summary: predicted wallpaper groups", dist))
 
@@ -251,6 +309,8 @@ trustworthiness {_score(root["quality"]["trustworthiness"])}, kNN preservation {
 model sha256 {html.escape(str(root.get("model_sha256"))[:16])}…; {summary["images"]} images classified, median
 confidence {summary["median_confidence"]:.2f}.</p>
 {"".join(img(t, p) for t, p in pngs)}
+<h2>Clusters of the root map</h2><p>{len(clusters)} clusters ({"the run's clustering" if "cluster" in members else "HDBSCAN on the map's coordinates"}); for each, the images nearest its centre.</p>
+{"".join(img(t, p) for t, p in clusters)}
 {measured_symmetry(data)}
 <h2>Projection tree</h2><table><tr><th>node</th><th>parent</th><th>images</th><th>how</th><th>T@10</th><th>selection</th><th>reproduce</th></tr>
 {"".join(rows)}</table></body></html>"""
