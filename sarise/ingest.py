@@ -442,10 +442,9 @@ def _apply_sidecar(store, side: pd.DataFrame, cfg: IngestConfig) -> None:
     from sarise.io.metadata import match_sidecar
 
     paths = store.metadata()["path"].dropna().unique().tolist() if len(store) else []
-    matched = match_sidecar(side, paths)
+    unused: list[str] = []
+    matched = match_sidecar(side, paths, unused)
     store.set_sidecar(matched, file_wins=cfg.precedence == "file")
-    unused = [k for k in side["path"] if k not in set(matched["path"]) and not any(
-        fnmatch.fnmatchcase(p, k) for p in matched["path"])]  # fmt: skip
     logger.info("sidecar: values for %d of %d stored files (%s wins where both say)",
                 len(matched), len(paths), cfg.precedence)  # fmt: skip
     if unused:

@@ -23,6 +23,7 @@ CPU a seeded projection is identical across reruns.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -102,6 +103,7 @@ def knn_graph(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarra
     return i.astype(np.int64), d.astype(np.float32)
 
 
+@functools.cache  # once per process
 def cache_umap_kernels() -> None:
     """Let numba keep umap-learn's compiled kernels on disk (``NUMBA_CACHE_DIR``, else
     beside umap's sources), as it does for those umap-learn declares ``cache=True``.

@@ -5,8 +5,8 @@ the image store's ``metadata.parquet`` (every raw key kept as one JSON column), 
 with one fixed schema (:data:`SCHEMA`) so that every Parquet reader takes the folder as
 one table. :func:`read_sidecar` reads a user's CSV or YAML table (grower, substrate,
 deposition, project, outcome, ...) keyed by ``path`` (a relative path or a glob), and
-:func:`join_sidecar` matches it to the stored paths: an exact path wins over a glob, and
-among globs the first listed wins. The store keeps the matched values in a table of
+:func:`match_sidecar` matches it to the stored paths (an exact path wins over a glob, and
+among globs the first listed wins) and :func:`apply_sidecar` joins the matched values. The store keeps the matched values in a table of
 their own (``sidecar.parquet``), so a new sidecar updates a store without reading any
 data again; its :data:`DESCRIPTIVE` columns replace the file's own values unless the
 file is told to win.
@@ -33,7 +33,6 @@ __all__ = [
     "DESCRIPTIVE",
     "apply_sidecar",
     "file_sha256",
-    "join_sidecar",
     "match_sidecar",
     "metadata_row",
     "read_sidecar",
@@ -221,7 +220,7 @@ def read_sidecar(path: str | Path) -> pd.DataFrame:
     return table
 
 
-def match_sidecar(sidecar: pd.DataFrame, paths) -> pd.DataFrame:
+def match_sidecar(sidecar: pd.DataFrame, paths, unused: list[str] | None = None) -> pd.DataFrame:
     """The sidecar's values for each of ``paths`` it names: exact paths first, then globs.
 
     Every key is first taken as an exact path (``scan[1].ibw`` names that file); only a
@@ -229,6 +228,7 @@ def match_sidecar(sidecar: pd.DataFrame, paths) -> pd.DataFrame:
     (``fnmatch``: ``2019/*.ibw``, ``run_[0-9].sxm``), the first matching glob in sidecar
     order winning. Returns one row per matched path: ``path`` and the sidecar's columns,
     typed (a column whose every value is a number is float, else text; empty is null).
+    ``unused``, when given, receives the keys that gave no path its values.
     """
     extra = [c for c in sidecar.columns if c != "path"]
     records = sidecar.to_dict("records")
@@ -236,11 +236,14 @@ def match_sidecar(sidecar: pd.DataFrame, paths) -> pd.DataFrame:
     names = list(dict.fromkeys(paths))
     known = set(names)
     globs = [r for r in records if _is_glob(r["path"]) and r["path"] not in known]
-    rows = []
+    rows, used = [], set()
     for p in names:
         row = exact.get(p) or next((g for g in globs if fnmatch.fnmatchcase(p, g["path"])), None)
         if row is not None:
+            used.add(row["path"])
             rows.append({"path": p, **{c: None if _missing(row.get(c)) else row[c] for c in extra}})
+    if unused is not None:
+        unused.extend(k for k in dict.fromkeys(r["path"] for r in records) if k not in used)
     out = pd.DataFrame(rows, columns=["path", *extra])
     for col in extra:
         out[col] = _typed_column(out[col], text=col in DESCRIPTIVE)
@@ -279,15 +282,6 @@ def apply_sidecar(rows: pd.DataFrame, matched: pd.DataFrame, file_wins: bool = F
         else:
             out[col] = values
     return out
-
-
-def join_sidecar(rows: pd.DataFrame, sidecar: pd.DataFrame, paths=None,
-                 file_wins: bool = False) -> pd.DataFrame:  # fmt: skip
-    """Add the sidecar's columns to ``rows`` by path (:func:`match_sidecar` then
-    :func:`apply_sidecar`); ``paths``, every file of a run when ``rows`` is one batch of
-    them, decides which keys are exact paths."""
-    names = [*rows["path"], *(paths or ())]
-    return apply_sidecar(rows, match_sidecar(sidecar, names), file_wins)
 
 
 def _missing(value: Any) -> bool:

@@ -5,7 +5,14 @@ import pytest
 
 from sarise.errors import SariseError
 from sarise.io import read_scan
-from sarise.io.metadata import COLUMNS, file_sha256, join_sidecar, metadata_row, read_sidecar
+from sarise.io.metadata import (
+    COLUMNS,
+    apply_sidecar,
+    file_sha256,
+    match_sidecar,
+    metadata_row,
+    read_sidecar,
+)
 
 
 def test_rows_of_real_files(shared_data):
@@ -49,6 +56,10 @@ def test_sidecar_joins_by_path_then_glob(tmp_path):
     yml = tmp_path / "side.yaml"
     yml.write_text("- {path: '*.png', project: demo}\n")
     assert join_sidecar(rows, read_sidecar(yml))["project"].tolist() == [None, None, "demo", "demo"]
+
+
+def join_sidecar(rows, sidecar, file_wins=False):
+    return apply_sidecar(rows, match_sidecar(sidecar, rows["path"]), file_wins)
 
 
 def test_bad_sidecars_are_named(tmp_path):
@@ -102,3 +113,7 @@ def test_sidecar_keys_with_brackets_are_exact_paths_first(tmp_path):
     out = join_sidecar(rows, read_sidecar(side))
     # "scan[1].ibw" names that file; as a glob it would have matched scan1.ibw instead
     assert out["grower"].tolist() == ["exact", "pattern", "pattern", None]
+    # the keys that gave no file its values are reported
+    unused = []
+    match_sidecar(read_sidecar(side), ["scan7.ibw", "other.ibw"], unused)
+    assert unused == ["scan[1].ibw"]
