@@ -31,6 +31,28 @@ __all__ = [
 ]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+#: Natural images bundled inside scikit-image's wheel (never downloaded), by name.
+NATURAL_IMAGES: dict[str, str] = {
+    "astronaut": "astronaut.png",
+    "brick": "brick.png",
+    "camera": "camera.png",
+    "cell": "cell.png",
+    "chelsea": "chelsea.png",
+    "clock_motion": "clock_motion.png",
+    "coffee": "coffee.png",
+    "coins": "coins.png",
+    "grass": "grass.png",
+    "gravel": "gravel.png",
+    "hubble_deep_field": "hubble_deep_field.jpg",
+    "ihc": "ihc.png",
+    "microaneurysms": "microaneurysms.png",
+    "moon": "moon.png",
+    "page": "page.png",
+    "retina": "retina.jpg",
+    "rocket": "rocket.jpg",
+    "text": "text.png",
+}
 MOTIF_SOURCES: tuple[str, ...] = ("natural", "field", "atoms", "texture")
 
 
@@ -113,8 +135,6 @@ class NaturalConfig(_Model):
 
     @model_validator(mode="after")
     def _disjoint(self):
-        from sarise.symmetry._motifs import NATURAL_IMAGES
-
         seen: dict[str, str] = {}
         for split in SPLITS:
             names = getattr(self, split)

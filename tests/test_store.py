@@ -14,13 +14,23 @@ def _batch(start, k, c=2, size=8):
     return images, rows
 
 
+def _thumbs(values):
+    """Thumbnails of two channels, each filled with its value."""
+    return np.asarray(values, np.uint8)[:, :, None, None].repeat(4, 2).repeat(4, 3)
+
+
 def test_append_and_reopen(tmp_path):
     store = ImageStore.create(tmp_path / "s", channels=["height", "phase"], size=8, chunk=4,
                               thumbnail=4, preprocessing={"flatten": "plane"})  # fmt: skip
     for start, k in ((0, 3), (3, 5), (8, 1)):
         images, rows = _batch(start, k)
-        store.append(images, rows, thumbnails=np.zeros((k, 4, 4), np.uint8))
+        thumbs = _thumbs([(i, 100 + i) for i in range(start, start + k)])
+        store.append(images, rows, thumbnails=thumbs)
     again = ImageStore.open(tmp_path / "s")
+    # one thumbnail per channel of each image
+    np.testing.assert_array_equal(
+        again.array("thumbnails")[:, :, 0, 0], [(i, 100 + i) for i in range(9)]
+    )
     assert len(again) == 9 and again.channels == ["height", "phase"]
     assert again.attrs["preprocessing"] == {"flatten": "plane"}
     np.testing.assert_array_equal(again.array("images")[:, 0, 0, 0], np.arange(9))
@@ -99,3 +109,19 @@ def test_every_parquet_folder_reads_as_one_table_with_pandas_polars_and_duckdb(t
     got = store.metadata().set_index("path")
     assert got.loc["f1.h5", "grower"] == "A" and got.loc["f4.h5", "thickness_nm"] == 7.5
     assert got["grower"].isna().sum() == 5
+
+
+def test_stores_with_one_thumbnail_per_image_still_grow(tmp_path):
+    import zarr
+
+    store = ImageStore.create(tmp_path / "s", channels=["height", "phase"], size=8, chunk=4,
+                              thumbnail=4)  # fmt: skip
+    # an older store: thumbnails[image, t, t], of channel 0
+    g = zarr.open_group(tmp_path / "s" / "images.zarr", mode="r+")
+    del g["thumbnails"]
+    g.create_array("thumbnails", shape=(0, 4, 4), chunks=(4, 4, 4), dtype="uint8", fill_value=0)
+    store = ImageStore.open(tmp_path / "s")
+    images, rows = _batch(0, 3)
+    store.append(images, rows, thumbnails=_thumbs([(i, 9) for i in range(3)]))
+    thumbs = ImageStore.open(tmp_path / "s").array("thumbnails")[:]
+    assert thumbs.shape == (3, 4, 4) and thumbs[:, 0, 0].tolist() == [0, 1, 2]

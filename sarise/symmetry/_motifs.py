@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from sarise.config import NATURAL_IMAGES  # named there: the config validates the names
+
 __all__ = [
     "NATURAL_IMAGES",
     "atoms_motif",
@@ -23,28 +25,6 @@ __all__ = [
     "natural_motif",
     "texture_motif",
 ]
-
-#: Natural images bundled inside scikit-image's wheel (never downloaded), by name.
-NATURAL_IMAGES: dict[str, str] = {
-    "astronaut": "astronaut.png",
-    "brick": "brick.png",
-    "camera": "camera.png",
-    "cell": "cell.png",
-    "chelsea": "chelsea.png",
-    "clock_motion": "clock_motion.png",
-    "coffee": "coffee.png",
-    "coins": "coins.png",
-    "grass": "grass.png",
-    "gravel": "gravel.png",
-    "hubble_deep_field": "hubble_deep_field.jpg",
-    "ihc": "ihc.png",
-    "microaneurysms": "microaneurysms.png",
-    "moon": "moon.png",
-    "page": "page.png",
-    "retina": "retina.jpg",
-    "rocket": "rocket.jpg",
-    "text": "text.png",
-}
 
 #: Stable ids of natural images (the ``motif_id`` of a natural motif).
 NATURAL_IDS: dict[str, int] = {name: i for i, name in enumerate(NATURAL_IMAGES)}
