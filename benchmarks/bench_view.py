@@ -57,7 +57,7 @@ def make_run(root: Path, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
                              "path": [f"gen/{i:07d}.png" for i in range(lo, hi)],
                              "format": "image", "material": materials[labels[lo:hi] % 8],
                              "date": [f"{2010 + v % 14}-06-01" for v in labels[lo:hi]]})  # fmt: skip
-        store.append(np.zeros((hi - lo, 1, 16, 16), np.float16), rows, thumbnails=thumbs)
+        store.append(np.zeros((hi - lo, 1, 16, 16), np.float16), rows, thumbnails=thumbs[:, None])
     latent = rng.normal(0, 1, (k, 32)).astype(np.float32)
     feats = np.maximum(latent[labels] + 0.3 * rng.normal(0, 1, (n, 32)).astype(np.float32), 0)
     logits = rng.normal(0, 1, (n, 17)).astype(np.float32)

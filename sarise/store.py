@@ -228,6 +228,12 @@ class ImageStore:
             raise SariseError(f"images of shape {images.shape[1:]} do not fit the store {shape}")
         if len(rows) != k or "image_id" not in rows:
             raise SariseError("one metadata row with an image_id per image is needed")
+        if thumbnails is not None:
+            if g["thumbnails"].ndim == 3 and thumbnails.ndim == 4:  # an older store: channel 0
+                thumbnails = thumbnails[:, 0]
+            if thumbnails.shape != (k, *g["thumbnails"].shape[1:]):
+                raise SariseError(f"thumbnails of shape {thumbnails.shape} do not fit the store "
+                                  f"{tuple(g['thumbnails'].shape[1:])} for {k} images")  # fmt: skip
         if k == 0:
             return
         n = len(self)
@@ -236,8 +242,6 @@ class ImageStore:
         g["image_id"][n : n + k] = rows["image_id"].to_numpy(np.int64)
         g["tile_yx"][n : n + k] = -1 if tile_yx is None else tile_yx
         if thumbnails is not None:
-            if g["thumbnails"].ndim == 3 and thumbnails.ndim == 4:  # an older store: channel 0
-                thumbnails = thumbnails[:, 0]
             g["thumbnails"][n : n + k] = thumbnails
         import pyarrow.parquet as pq
 

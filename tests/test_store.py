@@ -125,3 +125,6 @@ def test_stores_with_one_thumbnail_per_image_still_grow(tmp_path):
     store.append(images, rows, thumbnails=_thumbs([(i, 9) for i in range(3)]))
     thumbs = ImageStore.open(tmp_path / "s").array("thumbnails")[:]
     assert thumbs.shape == (3, 4, 4) and thumbs[:, 0, 0].tolist() == [0, 1, 2]
+    with pytest.raises(SariseError, match=r"thumbnails of shape \(3, 5, 5\) do not fit"):
+        store.append(*_batch(3, 3), thumbnails=np.zeros((3, 5, 5), np.uint8))
+    assert len(ImageStore.open(tmp_path / "s")) == 3
