@@ -45,7 +45,8 @@ def make_run(root: Path, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
     labels = rng.integers(0, k, n)
     xy = (centres[labels] + rng.normal(0, 1.0, (n, 2))).astype(np.float32)
     store = ImageStore.create(root / "store", channels=["c0:height"], size=16, dtype="float16",
-                              chunk=10_000, thumbnail=16)  # fmt: skip
+                              chunk=10_000, thumbnail=16,
+                              preprocessing={"size": 16, "fit": "crop", "flatten": "none"})  # fmt: skip
     materials = np.array(["PZT", "BFO", "SrTiO3", "PTO", "BaTiO3", "HfO2", "ZnO", "GaN"])
     block = 100_000
     xx = np.mgrid[:16, :16][1]
@@ -109,6 +110,8 @@ def measure(run: Path, xy: np.ndarray, labels: np.ndarray) -> tuple[float, float
             if m := re.search(r"at (http://\S+/)", log.read_text()):
                 url = m.group(1).replace("localhost", "127.0.0.1")
             time.sleep(0.1)
+        if url is None:
+            raise SystemExit(f"sarise view did not start:\n{log.read_text()[-3000:]}")
         big = len(xy) > 50_000
         # a box around ~5,000 points: the densest clusters' bounding box, grown until it holds 5k
         order = np.argsort(np.bincount(labels))[::-1]

@@ -74,8 +74,9 @@ class RunData:
         self._thumbs = store.array("thumbnails")
         self._images = store.array("images")
         self.channels = store.channels
-        prep = store.attrs["preprocessing"]
-        self.image_size, self.fit = int(prep["size"]), prep["fit"]
+        # a store made by hand may say nothing of its preprocessing: whole scans cropped
+        self.image_size = int(store.attrs["size"])
+        self.fit = str((store.attrs.get("preprocessing") or {}).get("fit", "crop"))
         self.meta = self.tree.metadata()
         self.meta["name"] = self.meta["path"].str.rsplit("/", n=1).str[-1]
         probs = feats["probabilities"][:]
