@@ -390,21 +390,19 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         title="query (sarise query language)", name="query", sizing_mode="stretch_width"
     )
     # each value with its count in the archive (rows without one are never dropped)
-    choices = {c: MultiChoice(title=c, name=f"filter-{c}", options=[(v, f"{v} ({n})") for v, n in sorted(
-                   data.meta[c].dropna().astype(str).value_counts().items())])
-               for c in data.categories[1:4]}  # fmt: skip
-    missing = pd.Series(np.nan, index=data.meta.index)
-    size_um = pd.to_numeric(data.meta.get("scan_size_x_m", missing), errors="coerce") * 1e6
+    counts, size_span, date_span = data.filter_ranges()
+    choices = {c: MultiChoice(title=c, name=f"filter-{c}",
+                              options=[(v, f"{v} ({n})") for v, n in counts[c]])
+               for c in counts}  # fmt: skip
     size_slider = None
-    if size_um.notna().sum() > 1 and size_um.max() > size_um.min():
-        size_slider = RangeSlider(title="scan size (µm)", start=float(size_um.min()),
-                                  end=float(size_um.max()), value=(float(size_um.min()), float(size_um.max())),
-                                  step=float((size_um.max() - size_um.min()) / 200))  # fmt: skip
-    dates = pd.to_datetime(data.meta.get("date", missing), errors="coerce", format="ISO8601")
+    if size_span is not None:
+        lo, hi = size_span
+        size_slider = RangeSlider(title="scan size (µm)", start=lo, end=hi, value=(lo, hi),
+                                  step=(hi - lo) / 200)  # fmt: skip
     date_slider = None
-    if dates.notna().sum() > 1 and dates.max() > dates.min():
-        date_slider = DateRangeSlider(title="date", start=dates.min(), end=dates.max(),
-                                      value=(dates.min(), dates.max()))  # fmt: skip
+    if date_span is not None:
+        date_slider = DateRangeSlider(title="date", start=date_span[0], end=date_span[1],
+                                      value=date_span)  # fmt: skip
     buttons = {name: Button(label=label, name=name) for name, label in [
         ("reproject", "Re-project selection"), ("back", "◀ back"), ("forward", "forward ▶"),
         ("open_child", "open child"), ("apply", "Apply filter"), ("clear", "Clear filter"),
@@ -424,7 +422,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         members = tree.members(node)
         state["members"] = members
         state["mask"] = None
-        state["hide"] = None
+        state["hide"] = state["values"] = None
         state["xy"] = members[["x", "y"]].to_numpy(float)
         state["ids"] = members["image_id"].to_numpy(np.int64)
         state["pos"] = data.positions(state["ids"])
@@ -473,27 +471,29 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         update_image()
         update_thumbs()
 
-    def colour_values(rows: np.ndarray) -> pd.Series:
-        """The colouring's values at these rows of the node (``cluster``: the node's own
-        clustering, "none" for HDBSCAN's noise)."""
-        if colour.value == "cluster":
-            labels = state["members"].get("cluster")
-            if labels is None:
-                return pd.Series([None] * len(rows), dtype=object, name="cluster")
-            lab = labels.to_numpy()[rows]
-            return pd.Series([f"cluster {v}" if v >= 0 else None for v in lab], dtype=object,
-                             name="cluster")  # fmt: skip
-        return data.column(colour.value, state["pos"][rows])
+    def colour_values(rows: np.ndarray | None = None) -> pd.Series:
+        """The colouring's values at these rows of the node (all of them by default;
+        ``cluster``: the node's own clustering, "none" for HDBSCAN's noise), made once
+        per node and colouring."""
+        if state.get("values") is None:
+            if colour.value == "cluster":
+                labels = state["members"].get("cluster")
+                lab = np.full(len(state["ids"]), -1) if labels is None else labels.to_numpy()
+                state["values"] = pd.Series([f"cluster {v}" if v >= 0 else None for v in lab],
+                                            dtype=object, name="cluster")  # fmt: skip
+            else:
+                state["values"] = data.column(colour.value, state["pos"])
+        values = state["values"]
+        return values if rows is None else values.iloc[rows].reset_index(drop=True)
 
     def update_legend() -> None:
-        legend.text = legend_html(colour.value, colour_values(np.arange(len(state["ids"]))),
-                                  hidden=state["hidden"])  # fmt: skip
+        legend.text = legend_html(colour.value, colour_values(), hidden=state["hidden"])
 
     def hidden() -> np.ndarray:
         """The node's rows the legend hides."""
         if state["hide"] is None:
-            values = colour_values(np.arange(len(state["ids"])))
-            state["hide"] = hidden_rows(values, state["hidden"])
+            state["hide"] = (hidden_rows(colour_values(), state["hidden"]) if state["hidden"]
+                             else np.zeros(len(state["ids"]), bool))  # fmt: skip
         return state["hide"]
 
     def visible() -> np.ndarray:
@@ -527,9 +527,15 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
             return
         x0, x1 = sorted((p.x_range.start, p.x_range.end))
         y0, y1 = sorted((p.y_range.start, p.y_range.end))
-        keep = visible()
-        values = colour_values(np.flatnonzero(keep))
-        rgba = shade_points(state["xy"][keep], values, (x0, x1), (y0, y1))
+        # the same view of the same node looks the same to every session: shaded once
+        key = (state["node"], colour.value, x0, x1, y0, y1)
+        rgba = None if state["mask"] is not None or state["hidden"] else data.shaded.get(key)
+        if rgba is None:
+            keep = visible()
+            rgba = shade_points(state["xy"][keep], colour_values(np.flatnonzero(keep)),
+                                (x0, x1), (y0, y1))  # fmt: skip
+            if state["mask"] is None and not state["hidden"]:
+                data.shaded.put(key, rgba)
         image.data = {"image": [rgba], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}
 
     def update_status() -> None:
@@ -774,6 +780,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
 
     def recolour() -> None:
         state["hidden"], state["hide"] = frozenset(), None  # a new colouring shows everything
+        state["values"] = None
         source.data["color"] = _palette(colour_values(state["shown"]))
         refresh()
 
@@ -788,7 +795,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         if kind == "pick":
             pick_and_select(value)
             return
-        values = colour_values(np.arange(len(state["ids"])))
+        values = colour_values()
         cats = legend_categories(values)
         if kind == "all":
             state["hidden"] = frozenset()

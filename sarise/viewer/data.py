@@ -97,6 +97,24 @@ class RunData:
         self._columns: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self._png: dict[tuple[int, int], bytes] = {}
+        self._filters = None
+        self.shaded = _Recent(64)  # Datashader images of views every session starts from
+
+    def filter_ranges(self):
+        """What the filter widgets offer, worked out once for every session: the values of
+        the first three categorical columns with their counts, the scan size range (µm)
+        and the date range (None where fewer than two images have distinct values)."""
+        if self._filters is None:
+            counts = {c: sorted(self.meta[c].dropna().astype(str).value_counts().items())
+                      for c in self.categories[1:4]}  # fmt: skip
+            missing = pd.Series(np.nan, index=self.meta.index)
+            size = self.meta.get("scan_size_um", missing).dropna()
+            sizes = (float(size.min()), float(size.max())) if size.nunique() > 1 else None
+            dates = pd.to_datetime(self.meta.get("date", missing), errors="coerce",
+                                   format="ISO8601").dropna()  # fmt: skip
+            span = (dates.min(), dates.max()) if dates.nunique() > 1 else None
+            self._filters = counts, sizes, span
+        return self._filters
 
     def thumbnail(self, image_id: int, channel: int = 0) -> np.ndarray:
         """The stored thumbnail (uint8, square) of one channel of an image."""
@@ -199,3 +217,26 @@ class RunData:
     def table(self, image_ids) -> pd.DataFrame:
         """Metadata rows of these images, in this order."""
         return self.meta.iloc[self.row.loc[list(image_ids)].to_numpy()].reset_index(drop=True)
+
+
+class _Recent:
+    """A small least-recently-used cache (one lock: sessions share it)."""
+
+    def __init__(self, size: int):
+        from collections import OrderedDict
+
+        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
