@@ -187,6 +187,10 @@ def test_report_is_one_self_contained_page(run, tree, tmp_path):
     assert {"mosaic.png", "groups.png", "map-predicted_group.png", "map-group.png"} <= set(pngs)
     assert page.count("data:image/png;base64,") == len(pngs) and 'src="http' not in page
     assert "<td>root</td>" in page and "--query &quot;group == &#x27;p4&#x27;&quot;" in page
+    # a map for every node below the root
+    kids = tree.children("root")
+    assert kids and all(f"node-{k}.png" in pngs for k in kids)
+    assert f"{len(tree.ids()) - 1} nodes below the root" in page
     # a gallery per cluster of the root map: the images nearest its centre, with its size
     clusters = re.findall(r"<figcaption>cluster -?\d+: (\d+) images", page)
     assert len(clusters) >= 2 and sum(map(int, clusters)) <= 17 * 6

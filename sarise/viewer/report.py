@@ -127,11 +127,12 @@ def cluster_galleries(data: RunData, members: pd.DataFrame, out: Path, limit: in
     return found
 
 
-def scatter(data: RunData, members: pd.DataFrame, column: str, path: Path) -> Path:
+def scatter(data: RunData, members: pd.DataFrame, column: str, path: Path,
+            size: tuple[float, float] = (7, 6)) -> Path:  # fmt: skip
     plt = _fig()
     table = data.table(members["image_id"])
     values = table[column]
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = plt.subplots(figsize=size)
     if pd.api.types.is_numeric_dtype(values):
         sc = ax.scatter(members.x, members.y, c=values, s=6, cmap="viridis")
         fig.colorbar(sc, ax=ax, label=column)
@@ -248,6 +249,10 @@ def _score(value: float | None) -> str:
     return "n/a (too few images)" if value is None else f"{value:.3f}"
 
 
+#: Nodes with a map in the report (every node is in its tree table).
+MAX_NODE_MAPS = 200
+
+
 def write_report(run: str | Path, out: str | Path | None = None, *, config=None) -> Path:
     """Write ``report.html`` (self-contained) and its PNGs into ``out`` (default
     ``<run>/report``); returns the HTML path."""
@@ -276,11 +281,13 @@ def write_report(run: str | Path, out: str | Path | None = None, *, config=None)
                 scatter(data, members, col, out / f"map-{col}.png"),
             )
         )
-    # every other node of the tree, by predicted group (the first 12)
-    for node in [n for n in tree.ids() if n != ROOT][:12]:
-        pngs.append((f"Node {node} ({tree.info(node)['n']} images) by predicted group",
-                     scatter(data, tree.members(node), "predicted_group",
-                             out / f"node-{node}.png")))  # fmt: skip
+    # every other node of the tree, by predicted group, two to a row
+    nodes = [n for n in tree.ids() if n != ROOT]
+    node_maps = [(f"Node {node} ({tree.info(node)['n']} images, parent "
+                  f"{tree.info(node)['parent']}) by predicted group",
+                  scatter(data, tree.members(node), "predicted_group", out / f"node-{node}.png",
+                          size=(5.5, 4.2)))
+                 for node in nodes[:MAX_NODE_MAPS]]  # fmt: skip
     clusters = cluster_galleries(data, members, out)
     dist, summary = group_distribution(data, out / "groups.png")
     pngs.append(("Classifier summary: predicted wallpaper groups", dist))
@@ -302,13 +309,15 @@ def write_report(run: str | Path, out: str | Path | None = None, *, config=None)
     root = tree.info(ROOT)
     body = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>sarise report: {html.escape(data.run.name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}td,th{{padding:2px 8px;font-size:12px;text-align:left}}
-figure{{margin:1em 0}}figcaption{{font-size:12px;color:#444}}</style></head><body>
+figure{{margin:1em 0}}.grid{{display:grid;grid-template-columns:1fr 1fr;gap:8px}}figcaption{{font-size:12px;color:#444}}</style></head><body>
 <h1>sarise report: {html.escape(str(data.run))}</h1>
 <p>{root["n"]} images; UMAP {html.escape(json.dumps(root["params"]))} on {root["backend"]};
 trustworthiness {_score(root["quality"]["trustworthiness"])}, kNN preservation {_score(root["quality"]["knn_preservation"])};
 model sha256 {html.escape(str(root.get("model_sha256"))[:16])}…; {summary["images"]} images classified, median
 confidence {summary["median_confidence"]:.2f}.</p>
 {"".join(img(t, p) for t, p in pngs)}
+<h2>Every node of the tree</h2><p>{len(nodes)} nodes below the root{f"; maps of the first {MAX_NODE_MAPS}" if len(nodes) > MAX_NODE_MAPS else ""}.</p>
+<div class="grid">{"".join(img(t, p) for t, p in node_maps)}</div>
 <h2>Clusters of the root map</h2><p>{len(clusters)} clusters ({"the run's clustering" if "cluster" in members else "HDBSCAN on the map's coordinates"}); for each, the images nearest its centre.</p>
 {"".join(img(t, p) for t, p in clusters)}
 {measured_symmetry(data)}
