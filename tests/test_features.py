@@ -191,7 +191,9 @@ def test_a_grown_store_extends_and_other_settings_are_refused(run_dir, reference
 
 def test_open_run_joins_features_and_metadata(run_dir, reference):
     ds = open_run(run_dir)
-    assert dict(ds.sizes) == {"image": 22, "feature": 256, "group": 17, "ty": 64, "tx": 64}
+    assert dict(ds.sizes) == {"image": 22, "feature": 256, "group": 17, "channel": 1, "ty": 64,
+                              "tx": 64}  # fmt: skip
+    assert ds["thumbnail"].dims == ("image", "channel", "ty", "tx")  # one per stored channel
     meta = ImageStore.open(run_dir / "store", mode="r").metadata()
     assert ds["image"].values.tolist() == meta["image_id"].tolist()
     assert ds["path"].values.tolist() == meta["path"].tolist()
