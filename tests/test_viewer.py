@@ -363,12 +363,23 @@ def test_an_export_downloads_the_selection_with_its_map_positions(page, tmp_path
 
 
 def test_thumbnails_never_pile_up(page):
-    # at most one per 48 px screen cell of the plot
-    thumbs = page.evaluate("() => Bokeh.documents[0].get_model_by_name('thumbs').data.x.length")
-    size = page.evaluate("""() => { const p = Bokeh.documents[0].get_model_by_name('map');
-                                    return [p.inner_width, p.inner_height]; }""")
-    assert 0 < thumbs <= (size[0] / 48 + 1) * (size[1] / 48 + 1)
-    assert thumbs < N  # the crowded map leaves some out
+    # no two drawn thumbnails overlap on screen (48 px squares centred on their points)
+    def closest():
+        data = page.evaluate("() => Bokeh.documents[0].get_model_by_name('thumbs').data")
+        at = np.array(
+            [page.evaluate(SCREEN_XY, [x, y]) for x, y in zip(data["x"], data["y"], strict=True)]
+        )
+        gap = np.abs(at[:, None, :] - at[None, :, :]).max(-1) + np.eye(len(at)) * 1e9
+        return data, gap.min()
+
+    deadline = time.monotonic() + 20  # spaced again once the browser reports the plot's size
+    data, gap = closest()
+    while gap < 48 - 0.5 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        data, gap = closest()
+    assert 0 < len(data["x"]) < N  # the crowded map leaves some out
+    assert gap >= 48 - 0.5 and set(data["w"]) == {48}
+    page.screenshot(path=SHOTS / "thumbnails.png")
 
 
 def test_the_legend_hides_and_solos_categories(page):

@@ -155,26 +155,42 @@ def hidden_rows(values: pd.Series, hidden: frozenset[str]) -> np.ndarray:
 def _plot_pixels(plot) -> tuple[int, int]:
     """The plot area's size in screen pixels as the browser reported it (a guess before)."""
     try:
-        return int(plot.inner_width or 900), int(plot.inner_height or 800)
+        return int(plot.inner_width or 900), int(plot.inner_height or 660)
     except ValueError:  # not reported yet (bokeh's UnsetValueError)
         return 900, 800
 
 
-def one_per_cell(x, y, idx, xr, yr, cells) -> np.ndarray:
-    """The first of ``idx`` in each cell of a ``cells[0]`` x ``cells[1]`` grid over the
-    view (point order decides; the result keeps it).
+def apart(x, y, idx, xr, yr, pixels, size: float) -> np.ndarray:
+    """Those of ``idx`` whose thumbnails (``size`` screen pixels square, centred on the
+    point) can be drawn without overlapping: in point order, each one that overlaps none
+    taken before it (the view spans ``pixels`` = (width, height) screen pixels).
 
-    >>> one_per_cell(np.array([0.1, 0.12, 0.9]), np.array([0.1, 0.1, 0.9]), np.arange(3),
-    ...              (0, 1), (0, 1), (4, 4)).tolist()
-    [0, 2]
+    >>> apart(np.array([0.1, 0.12, 0.5, 0.9]), np.array([0.1, 0.1, 0.1, 0.9]), np.arange(4),
+    ...       (0, 1), (0, 1), (100, 100), 20).tolist()
+    [0, 2, 3]
     """
     if len(idx) == 0:
         return idx
     (x0, x1), (y0, y1) = sorted(xr), sorted(yr)
-    cx = np.floor((x - x0) / max(x1 - x0, 1e-12) * cells[0]).astype(np.int64)
-    cy = np.floor((y - y0) / max(y1 - y0, 1e-12) * cells[1]).astype(np.int64)
-    _, first = np.unique(cx * (int(cells[1]) + 2) + cy, return_index=True)
-    return idx[np.sort(first)]
+    px = (x - x0) / max(x1 - x0, 1e-12) * pixels[0]
+    py = (y - y0) / max(y1 - y0, 1e-12) * pixels[1]
+    # first the first point of each cell of a size-pixel grid: few candidates for the scan
+    cells = np.floor(px / size).astype(np.int64) * (int(pixels[1] / size) + 3) + np.floor(
+        py / size
+    ).astype(np.int64)
+    _, first = np.unique(cells, return_index=True)
+    taken: dict[tuple[int, int], list[int]] = {}
+    keep = []
+    for i in np.sort(first):
+        gx, gy = int(px[i] // size), int(py[i] // size)
+        near = (
+            j for dx in (-1, 0, 1) for dy in (-1, 0, 1) for j in taken.get((gx + dx, gy + dy), ())
+        )
+        if any(abs(px[i] - px[j]) < size and abs(py[i] - py[j]) < size for j in near):
+            continue
+        taken.setdefault((gx, gy), []).append(i)
+        keep.append(i)
+    return idx[np.asarray(keep, dtype=np.int64)]
 
 
 def shade_points(xy: np.ndarray, values: pd.Series, xr, yr, width: int = 720, height: int = 640):
@@ -553,11 +569,10 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         inside = (x >= min(xr.start, xr.end)) & (x <= max(xr.start, xr.end)) & \
                  (y >= min(yr.start, yr.end)) & (y <= max(yr.start, yr.end))  # fmt: skip
         idx = np.flatnonzero(inside & visible())
-        # at most one thumbnail per screen cell of THUMB_PX: zooming in reveals more of
-        # them instead of piling them up (the browser reports the plot's size in pixels)
-        width, height = _plot_pixels(p)
-        idx = one_per_cell(x[idx], y[idx], idx, (xr.start, xr.end), (yr.start, yr.end),
-                           (width / THUMB_PX, height / THUMB_PX))  # fmt: skip
+        # thumbnails that never overlap on screen: zooming in reveals more of them
+        # instead of piling them up (the browser reports the plot's size in pixels)
+        idx = apart(x[idx], y[idx], idx, (xr.start, xr.end), (yr.start, yr.end),
+                    _plot_pixels(p), THUMB_PX)  # fmt: skip
         if len(idx) == 0 or len(idx) > THUMB_BUDGET:
             thumbs.data = {"url": [], "x": [], "y": [], "w": [], "h": []}
             return
@@ -827,6 +842,10 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
 
     p.x_range.on_change("end", lambda attr, old, new: on_range())
     p.y_range.on_change("end", lambda attr, old, new: on_range())
+    # the browser reports the plot's real size after layout (and on every resize): the
+    # thumbnails are spaced again for it
+    for size in ("inner_width", "inner_height"):
+        p.on_change(size, lambda attr, old, new: update_thumbs())
     for w in choices.values():
         w.on_change("value", lambda attr, old, new: widgets_to_query())
     for s in (size_slider, date_slider):
