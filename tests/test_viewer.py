@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sarise.config import ProjectConfig
@@ -481,3 +482,26 @@ def test_thumbnails_of_any_channel(pfm_run, cli_env_module):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_datashaded_subsets_keep_their_legend_colours():
+    # hidden categories or a filter leave a subset: it keeps the colours of the whole node
+    from sarise.viewer.app import _categorical, shade_points
+
+    rng = np.random.default_rng(0)
+    xy = rng.random((500, 2))
+    cats = pd.Series(rng.choice(["a", "b", "c"], 500))
+    only_c = shade_points(xy[cats == "c"], cats[cats == "c"].reset_index(drop=True), (0, 1),
+                          (0, 1), 64, 64, whole=cats)  # fmt: skip
+    rgb = {
+        tuple(int(v) for v in p) for p in only_c[only_c != 0].view(np.uint8).reshape(-1, 4)[:, :3]
+    }
+    want = tuple(int(_categorical(3)[2][i : i + 2], 16) for i in (1, 3, 5))
+    assert rgb and all(max(abs(a - b) for a, b in zip(p, want, strict=True)) <= 1 for p in rgb)
+    # a numeric subset is shaded over the whole node's span: its lowest value is not the
+    # colour scale's lowest
+    values = pd.Series(np.linspace(0, 1, 500))
+    top = shade_points(xy[400:], values[400:].reset_index(drop=True), (0, 1), (0, 1), 64, 64,
+                       whole=values)  # fmt: skip
+    alone = shade_points(xy[400:], values[400:].reset_index(drop=True), (0, 1), (0, 1), 64, 64)
+    assert not np.array_equal(top, alone)

@@ -193,8 +193,14 @@ def apart(x, y, idx, xr, yr, pixels, size: float) -> np.ndarray:
     return idx[np.asarray(keep, dtype=np.int64)]
 
 
-def shade_points(xy: np.ndarray, values: pd.Series, xr, yr, width: int = 720, height: int = 640):
-    """An RGBA (uint32) image of all points, coloured by category or value (Datashader)."""
+def shade_points(xy: np.ndarray, values: pd.Series, xr, yr, width: int = 720, height: int = 640,
+                 whole: pd.Series | None = None):  # fmt: skip
+    """An RGBA (uint32) image of all points, coloured by category or value (Datashader).
+
+    ``whole``: the colouring's values over the whole node when ``values`` are a subset
+    (a filter, hidden categories), so that every category keeps its legend colour and a
+    numeric colouring its span."""
+    whole = values if whole is None else whole
     import datashader as ds
     import datashader.transfer_functions as tf
 
@@ -204,11 +210,15 @@ def shade_points(xy: np.ndarray, values: pd.Series, xr, yr, width: int = 720, he
         frame["v"] = values.to_numpy(float)
         from bokeh.palettes import Viridis256
 
-        img = tf.shade(cv.points(frame, "x", "y", ds.mean("v")), cmap=list(Viridis256))
+        span = whole.to_numpy(float)
+        span = (float(np.nanmin(span)), float(np.nanmax(span))) if np.isfinite(span).any() else None
+        # linear over the whole node's span, as the legend's colour bar
+        img = tf.shade(cv.points(frame, "x", "y", ds.mean("v")), cmap=list(Viridis256),
+                       how="linear", span=span)  # fmt: skip
     else:
         cats = values.fillna("(none)").astype(str)
         frame["c"] = pd.Categorical(cats)
-        known = sorted(values.dropna().astype(str).unique())  # as _palette and the legend
+        known = sorted(whole.dropna().astype(str).unique())  # as _palette and the legend
         colours = dict(zip(known, _categorical(len(known)), strict=False))
         colours["(none)"] = MISSING
         img = tf.shade(
@@ -549,7 +559,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
         if rgba is None:
             keep = visible()
             rgba = shade_points(state["xy"][keep], colour_values(np.flatnonzero(keep)),
-                                (x0, x1), (y0, y1))  # fmt: skip
+                                (x0, x1), (y0, y1), whole=colour_values())  # fmt: skip
             if state["mask"] is None and not state["hidden"]:
                 data.shaded.put(key, rgba)
         image.data = {"image": [rgba], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}
