@@ -61,6 +61,28 @@ def _screen(page, i: int) -> tuple[float, float]:
     return page.evaluate(SCREEN_XY, xy)
 
 
+PLOT_BOX = """() => {
+  const plot = Bokeh.documents[0].get_model_by_name('map');
+  const find = (v) => { if (v.model === plot) return v;
+    for (const c of (v.child_views ?? [])) { const r = find(c); if (r) return r; } return null; };
+  let pv = null; for (const v of Bokeh.index) { pv = find(v); if (pv) break; }
+  const r = pv.canvas_view.el.getBoundingClientRect(), b = pv.frame.bbox;
+  return [r.left + b.left, r.top + b.top, b.width, b.height];
+}"""  # the plot area on screen
+
+
+def _coloured_pixels(page) -> int:
+    """Coloured (not grey) pixels in a screenshot of the plot area: the points drawn."""
+    import io
+
+    from PIL import Image
+
+    x, y, w, h = page.evaluate(PLOT_BOX)
+    png = page.screenshot(clip={"x": x, "y": y, "width": w, "height": h})
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    return int(((rgb.max(-1) - rgb.min(-1)) > 60).sum())
+
+
 def _need_browser():
     try:
         import playwright  # noqa: F401
@@ -166,12 +188,30 @@ def test_box_selection_then_reproject_makes_a_child_node(page, server):
     page.wait_for_function(f"() => ({TEXT})('command').includes('explore select')")
     assert f"explore select {run} root --ids" in page.evaluate(TEXT, "command")
     page.screenshot(path=SHOTS / "child.png")
+    assert _coloured_pixels(page) > 50  # the child's points are drawn, not a blank plot
     page.get_by_role("button", name="◀ back").click()
     page.wait_for_function(f"() => ({POINTS})() === {N}")
     page.wait_for_function(f"() => ({INSIDE})() === {N}")
     page.wait_for_function(
         "(n) => Bokeh.documents[0].get_model_by_name('children').options.includes(n)", arg=node
     )
+    assert _coloured_pixels(page) > 50
+    # forward, and "open child": the child's own ranges each time
+    page.get_by_role("button", name="forward ▶").click()
+    page.wait_for_function(f"() => ({POINTS})() === 20 && ({INSIDE})() === 20")
+    assert _coloured_pixels(page) > 50
+    page.get_by_role("button", name="◀ back").click()
+    page.wait_for_function(f"() => ({POINTS})() === {N} && ({INSIDE})() === {N}")
+    page.get_by_label("children of this node").select_option(node)
+    page.get_by_role("button", name="open child").click()
+    page.wait_for_function(f"() => ({POINTS})() === 20 && ({INSIDE})() === 20")
+    # zoomed in, Reset returns to the node's ranges
+    page.evaluate("""() => { const p = Bokeh.documents[0].get_model_by_name('map');
+        const w = (p.x_range.end - p.x_range.start) / 10; p.x_range.end = p.x_range.start + w; }""")
+    page.wait_for_function(f"() => ({INSIDE})() < 20")
+    page.get_by_title("Reset").first.click()
+    page.wait_for_function(f"() => ({INSIDE})() === 20")
+    assert _coloured_pixels(page) > 50
 
 
 def test_a_filter_reduces_the_points(page):
