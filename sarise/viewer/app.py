@@ -472,7 +472,9 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
                        "top3": table["top3"].to_numpy(), "info": np.asarray(info, object)}  # fmt: skip
         near.data = {"x": [], "y": []}
         lo, hi = state["xy"].min(0), state["xy"].max(0)
-        pad = (hi - lo) * 0.03 + 1e-9
+        # a margin of 3%, and room for half a thumbnail, so none is cut by the axes
+        size = np.asarray(_plot_pixels(p), float)
+        pad = (hi - lo) * (0.03 + THUMB_PX / 2 / np.maximum(size - THUMB_PX, 1.0)) + 1e-9
         state["quiet"] = True  # one image for the new ranges, not one per range
         x0, x1, y0, y1 = lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1]
         # Reset returns to the node's own ranges
