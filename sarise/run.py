@@ -37,8 +37,9 @@ def open_run(path: str | Path, *, metadata: bool = True, node: str = "root"):
         Indexed by ``image`` (the int64 image ids) and ``group`` (the 17 group names), with
         ``features[image, feature]`` (lazy, Dask), ``logits``, ``probabilities``, ``done``
         (whether the image has features yet), ``retired`` (``replaced`` or ``removed`` for
-        images whose file changed or is gone, else empty), ``thumbnail[image, channel, ty, tx]`` (lazy), one variable per
-        metadata column (``path``, ``material``, ``date``...) and, where extract measured
+        images whose file changed or is gone, else empty), ``thumbnail[image, channel, ty,
+        tx]`` (lazy), one variable per metadata column (``path``, ``material``,
+        ``date``...) and, where extract measured
         symmetry, its columns (``lattice_a_nm``, ``rotation_order``, ``mirror``,
         ``lattice_family``, ``symmetry_group``...); ``x``, ``y`` (and ``cluster``)
         of the projection node when present.
