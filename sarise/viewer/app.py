@@ -59,6 +59,11 @@ def _numeric(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
+def legend_categories(values: pd.Series) -> list[str]:
+    """A categorical colouring's categories in palette order (what legend indices mean)."""
+    return sorted(values.dropna().astype(str).unique())
+
+
 def _palette(values: pd.Series) -> list[str]:
     """One colour per value: Viridis over the range of a numeric column, a categorical
     palette over the sorted categories of any other; grey where there is no value."""
@@ -76,7 +81,7 @@ def _palette(values: pd.Series) -> list[str]:
             else np.clip((np.nan_to_num(v, nan=lo) - lo) / (hi - lo) * 255, 0, 255).astype(int)
         )
         return [Viridis256[i] if f else MISSING for i, f in zip(idx, finite, strict=True)]
-    cats = sorted(values.dropna().astype(str).unique())
+    cats = legend_categories(values)
     pal = _categorical(len(cats))
     lut = {c: pal[i % len(pal)] for i, c in enumerate(cats)}
     return [lut.get(str(v), MISSING) if not pd.isna(v) else MISSING for v in values]
@@ -133,11 +138,6 @@ def legend_html(name: str, values: pd.Series, limit: int = 24,
     reset = (f'<div><a class="legend-all" style="font-size:11px;color:#06c;cursor:pointer" '
              f'onclick="{_act("all", 0)}">show all</a></div>') if hidden else ""  # fmt: skip
     return title + "".join(items) + more + none + reset
-
-
-def legend_categories(values: pd.Series) -> list[str]:
-    """A categorical colouring's categories in palette order (what legend indices mean)."""
-    return sorted(values.dropna().astype(str).unique())
 
 
 def hidden_rows(values: pd.Series, hidden: frozenset[str]) -> np.ndarray:
@@ -218,7 +218,7 @@ def shade_points(xy: np.ndarray, values: pd.Series, xr, yr, width: int = 720, he
     else:
         cats = values.fillna("(none)").astype(str)
         frame["c"] = pd.Categorical(cats)
-        known = sorted(whole.dropna().astype(str).unique())  # as _palette and the legend
+        known = legend_categories(whole)
         colours = dict(zip(known, _categorical(len(known)), strict=False))
         colours["(none)"] = MISSING
         img = tf.shade(
