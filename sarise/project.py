@@ -15,10 +15,12 @@ Re-projection
 A child starts from its parent's coordinates and runs a few UMAP epochs at a low learning
 rate on the exact kNN graph of its own members (``project.refine_epochs``): the subset
 spreads out along its own neighbourhoods in a fraction of a refit's time (see
-``benchmarks/bench_project.py``). ``refit=True`` fits from scratch instead.
+``benchmarks/bench_project.py``). The refinement is :mod:`sarise.refine` (NumPy, so a cold
+``sarise explore select`` does not import umap-learn). ``refit=True`` fits from scratch
+instead.
 
-Backends: umap-learn on CPU, cuML on GPU (``project.backend``); seeds are always set, and on
-CPU a seeded projection is identical across reruns.
+Backends of a fit: umap-learn on CPU, cuML on GPU (``project.backend``); seeds are always
+set, and on CPU a seeded projection is identical across reruns.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from sarise.config import PRESETS, ProjectConfig
 from sarise.errors import SariseError
 
 __all__ = ["PRESETS", "ProjectionTree", "breadcrumb", "fit_umap", "knn_graph", "quality",
-           "umap_params"]  # fmt: skip
+           "trustworthiness", "umap_params"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -133,17 +135,11 @@ def fit_umap(
     *,
     seed: int,
     backend: str = "cpu",
-    init: np.ndarray | None = None,
     n_epochs: int | None = None,
     learning_rate: float = 1.0,
-    knn: tuple[np.ndarray, np.ndarray] | None = None,
 ):
-    """A fitted UMAP model (its ``embedding_`` is the projection of ``x``).
-
-    ``init`` starts from given coordinates (CPU only: cuML starts from its spectral
-    layout); ``knn`` passes a precomputed neighbour graph (:func:`knn_graph`).
-    """
-    if backend == "gpu" and init is None:
+    """A fitted UMAP model (its ``embedding_`` is the projection of ``x``)."""
+    if backend == "gpu":
         from cuml.manifold import UMAP as GPU_UMAP
 
         model = GPU_UMAP(n_components=2, random_state=seed, n_epochs=n_epochs,
@@ -158,14 +154,9 @@ def fit_umap(
     cache_umap_kernels()
     if len(x) < 3:
         raise SariseError(f"{len(x)} images: a projection needs at least 3")
-    kwargs: dict[str, Any] = {}
-    if init is not None:
-        kwargs["init"] = np.asarray(init, np.float64)
-    elif len(x) < 8:  # the spectral layout needs more points than its eigenvectors
-        kwargs["init"] = "random"
-    if knn is not None:
-        kwargs["precomputed_knn"] = (knn[0], knn[1], None)
-    with warnings.catch_warnings():  # n_jobs=1 with a seed; precomputed knn without an index
+    # the spectral layout needs more points than its eigenvectors
+    kwargs: dict[str, Any] = {"init": "random"} if len(x) < 8 else {}
+    with warnings.catch_warnings():  # n_jobs=1 with a seed
         warnings.simplefilter("ignore")
         model = umap.UMAP(n_components=2, random_state=seed, n_epochs=n_epochs,
                           learning_rate=learning_rate, transform_seed=seed, **params, **kwargs)  # fmt: skip
@@ -174,18 +165,43 @@ def fit_umap(
     return model
 
 
+def trustworthiness(x: np.ndarray, coords: np.ndarray, k: int, metric: str) -> float:
+    """Venna and Kaski's trustworthiness of a map (as ``sklearn.manifold.trustworthiness``):
+    1 minus the normalised excess rank, in feature space, of each point's ``k`` map
+    neighbours that are not among its ``k`` feature-space neighbours. Exact; O(n^2)
+    memory, so call it on a sample."""
+    n = len(x)
+    z = _normalise(x, metric)
+    if metric == "euclidean":
+        sq = (z**2).sum(1)
+        dist = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * z @ z.T, 0))
+    else:
+        dist = 1.0 - z @ z.T
+    np.fill_diagonal(dist, np.inf)
+    c = np.asarray(coords, np.float64)
+    mapped = ((c[:, None, :] - c[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(mapped, np.inf)
+    near = np.argpartition(mapped, k - 1, axis=1)[:, :k]
+    # the feature-space rank of each map neighbour: 1 + how many points are closer
+    excess = np.empty((n, k), np.int64)
+    for lo in range(0, n, 256):
+        d = dist[lo : lo + 256]
+        mine = np.take_along_axis(d, near[lo : lo + 256], 1)
+        excess[lo : lo + 256] = (d[:, None, :] < mine[:, :, None]).sum(-1) + 1 - k
+    t = excess[excess > 0].sum()
+    return float(1.0 - t * (2.0 / (n * k * (2.0 * n - 3.0 * k - 1.0))))
+
+
 def quality(x: np.ndarray, coords: np.ndarray, metric: str, *, sample: int, seed: int, k: int = 10):
     """Trustworthiness and kNN preservation (share of each point's ``k`` feature-space
     neighbours that are among its ``k`` neighbours in the map) on a seeded sample."""
-    from sklearn.manifold import trustworthiness
-
     n = len(x)
     if n <= k + 1:
         return {"trustworthiness": None, "knn_preservation": None, "k": k, "sample": n}
     rows = np.sort(np.random.default_rng(seed).choice(n, min(sample, n), replace=False))
     xs, ys = np.asarray(x[rows], np.float32), np.asarray(coords[rows], np.float32)
     kk = min(k, len(rows) // 2 - 1)
-    t = trustworthiness(xs, ys, n_neighbors=kk, metric=metric)
+    t = trustworthiness(xs, ys, kk, metric)
     fi, _ = knn_graph(xs, kk + 1, metric)
     ei, _ = knn_graph(ys, kk + 1, "euclidean")
     keep = np.mean([len(set(a[1:]) & set(b[1:])) / kk for a, b in zip(fi, ei, strict=True)])
@@ -436,7 +452,8 @@ class ProjectionTree:
         params = self._params()
         how = {"method": "refit" if refit else "refine",
                **({} if refit else {"epochs": self.cfg.refine_epochs,
-                                    "learning_rate": self.cfg.refine_learning_rate})}  # fmt: skip
+                                    "learning_rate": self.cfg.refine_learning_rate,
+                                    "sgd": "batch"})}  # fmt: skip
         key = json.dumps([parent, selection, params, how], sort_keys=True, default=str)
         node = "n" + hashlib.sha256(key.encode()).hexdigest()[:10]
         if (self.root / node / "node.json").exists():
@@ -457,11 +474,13 @@ class ProjectionTree:
             if self.cfg.refine_epochs == 0:
                 coords = parent_xy.astype(np.float32)
             else:
-                backend = "cpu"  # starting from given coordinates is umap-learn's
-                knn = knn_graph(x, k, umap_kw["metric"])
-                coords = fit_umap(x, umap_kw, seed=self.cfg.seed, init=parent_xy, knn=knn,
-                                  n_epochs=self.cfg.refine_epochs,
-                                  learning_rate=self.cfg.refine_learning_rate).embedding_  # fmt: skip
+                from sarise.refine import fuzzy_graph, refine_layout
+
+                backend = "cpu"  # NumPy: a few epochs cost less than starting a GPU
+                graph = fuzzy_graph(*knn_graph(x, k, umap_kw["metric"]))
+                coords = refine_layout(parent_xy, graph, epochs=self.cfg.refine_epochs,
+                                       learning_rate=self.cfg.refine_learning_rate,
+                                       min_dist=umap_kw["min_dist"], seed=self.cfg.seed)  # fmt: skip
         self._write(node, parent, selection, ids, coords, x, backend, how, t0)
         return node
 

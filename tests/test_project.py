@@ -112,6 +112,30 @@ def test_explore_cli_makes_lists_and_removes_nodes(run, tree, cli_env):
     assert f"removed {node}" in sarise("explore", "remove", run, node)
 
 
+def test_a_cold_reprojection_imports_no_umap_learn_and_reruns_bit_for_bit(run, tree, cli_env):
+    """``explore select`` (a refinement) in a new process: the 3-4 s import of umap-learn,
+    scikit-learn and numba is what kept it slow."""
+    code = ("import sys\nfrom sarise.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('IMPORTED', sorted(m for m in ('umap', 'sklearn', 'numba', 'pynndescent') "
+            "if m in sys.modules))")  # fmt: skip
+
+    def select():
+        res = subprocess.run([sys.executable, "-c", code, "explore", "select", str(run), "root",
+                              "--query", "group in ['p3', 'p31m', 'p3m1']"], env=cli_env,
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert res.returncode == 0 and "18 images" in res.stdout, res.stdout + res.stderr[-3000:]
+        return res.stdout.split(":")[0], res.stdout.split("IMPORTED")[1].strip()
+
+    node, imported = select()
+    assert imported == "[]"
+    first = tree.members(node)
+    assert tree.info(node)["how"] == {"method": "refine", "epochs": 15, "learning_rate": 0.05,
+                                      "sgd": "batch"}  # fmt: skip
+    tree.remove(node)
+    assert select()[0] == node
+    pd.testing.assert_frame_equal(tree.members(node), first)
+
+
 def test_search_finds_the_image_then_its_group(run, tree, wallpaper_run):
     build_index(run, config=SearchConfig())
     meta = tree.metadata()

@@ -1,0 +1,171 @@
+"""UMAP's layout refinement in NumPy: what a re-projection (``explore select``) runs.
+
+A child node starts from its parent's coordinates and runs a few epochs of UMAP's
+stochastic gradient descent on the fuzzy graph of its own members' exact kNN (see
+:mod:`sarise.project`). This module does that without importing umap-learn (whose import
+alone takes 3-4 s on a small CPU, longer than the refinement of thousands of points):
+
+1. :func:`fuzzy_graph`: UMAP's fuzzy simplicial set of a kNN graph. Per point, ``rho`` is
+   the distance to the nearest other point and ``sigma`` is found by bisection so that
+   ``sum_j exp(-(d_ij - rho_i) / sigma_i) = log2(k)``; the directed memberships are joined
+   by the fuzzy union ``w_ij + w_ji - w_ij w_ji``.
+2. :func:`curve_params`: ``a`` and ``b`` of the embedding kernel ``1 / (1 + a d^(2b))``,
+   least-squares fitted to UMAP's target curve for ``min_dist`` (spread 1), as umap-learn
+   does.
+3. :func:`refine_layout`: UMAP's epochs (an edge is sampled every ``max w / w`` epochs,
+   five negative samples per positive one, gradients clipped at 4, a learning rate that
+   falls linearly to 0), starting from the given coordinates scaled to [0, 10] as
+   umap-learn scales an initial layout. Each epoch's updates are computed from the
+   coordinates at the start of the epoch and summed (a batch step, as GPU UMAP does),
+   where umap-learn applies them one edge after another; negative samples come from a
+   seeded NumPy generator, so a refinement is identical on every rerun.
+
+The same objective, not umap-learn's exact numbers: ``tests/test_refine.py`` compares the
+two on the trustworthiness of the refined layouts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["curve_params", "fuzzy_graph", "refine_layout"]
+
+_TOLERANCE = 1e-5  # of the bisection on log2(k)
+_MIN_SCALE = 1e-3  # sigma is at least this share of the mean distance
+
+
+def fuzzy_graph(indices: np.ndarray, distances: np.ndarray):
+    """UMAP's symmetric fuzzy graph of a kNN graph (each row's first neighbour is itself).
+
+    Returns ``head``, ``tail`` and ``weight`` of every edge, both directions listed,
+    sorted by ``(head, tail)``.
+    """
+    indices = np.asarray(indices, np.int64)
+    d = np.asarray(distances, np.float64)
+    n, k = d.shape
+    positive = np.where(d > 0, d, np.inf)
+    rho = positive.min(1)
+    rho[~np.isfinite(rho)] = 0.0  # all neighbours at distance 0
+    target = np.log2(k)
+    lo, hi, mid = np.zeros(n), np.full(n, np.inf), np.ones(n)
+    done = np.zeros(n, bool)
+    for _ in range(64):
+        gap = d[:, 1:] - rho[:, None]
+        psum = np.where(gap > 0, np.exp(-gap / mid[:, None]), 1.0).sum(1)
+        done |= np.abs(psum - target) < _TOLERANCE
+        high = (psum > target) & ~done
+        low = (psum <= target) & ~done
+        hi[high] = mid[high]
+        lo[low] = mid[low]
+        mid = np.where(high | (low & np.isfinite(hi)), (lo + hi) / 2, np.where(low, mid * 2, mid))
+        if done.all():
+            break
+    floor = _MIN_SCALE * np.where(rho > 0, d.mean(1), d.mean())
+    sigma = np.maximum(mid, floor)
+    gap = d - rho[:, None]
+    w = np.where(gap > 0, np.exp(-gap / sigma[:, None]), 1.0)
+    rows = np.repeat(np.arange(n), k)
+    cols, w = indices.ravel(), w.ravel()
+    keep = (cols != rows) & (cols >= 0)
+    rows, cols, w = rows[keep], cols[keep], w[keep]
+    # fuzzy union of the directed graph and its transpose
+    keys = np.concatenate([rows * n + cols, cols * n + rows])
+    uniq, at = np.unique(keys, return_inverse=True)
+    forward = np.bincount(at[: len(w)], weights=w, minlength=len(uniq))
+    backward = np.bincount(at[len(w) :], weights=w, minlength=len(uniq))
+    weight = forward + backward - forward * backward
+    return uniq // n, uniq % n, weight
+
+
+def curve_params(min_dist: float, spread: float = 1.0) -> tuple[float, float]:
+    """``a`` and ``b`` of ``1 / (1 + a x^(2b))`` fitted (Gauss-Newton, least squares on
+    300 points of [0, 3 spread]) to 1 below ``min_dist`` and ``exp(-(x - min_dist) /
+    spread)`` above: UMAP's target membership in the embedding."""
+    x = np.linspace(0, spread * 3, 300)
+    y = np.where(x < min_dist, 1.0, np.exp(-(x - min_dist) / spread))
+    xs, ys = x[1:], y[1:]  # x = 0 gives 1 for every a, b
+    p = np.array([1.5, 0.9])
+    for _ in range(200):
+        a, b = p
+        t = a * xs ** (2 * b)
+        f = 1 / (1 + t)
+        r = f - ys
+        jac = np.stack([-(xs ** (2 * b)) * f**2, -t * 2 * np.log(xs) * f**2], 1)
+        step, *_ = np.linalg.lstsq(jac, -r, rcond=None)
+        trial = p + step
+        while trial[0] <= 0 or trial[1] <= 0:  # stay in the valid half-plane
+            step /= 2
+            trial = p + step
+        p = trial
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(p[0]), float(p[1])
+
+
+def _scaled(init: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The initial layout scaled to [0, 10] per axis, coincident points pulled apart by a
+    thousandth of the mean nearest-neighbour distance (as umap-learn starts)."""
+    y = np.asarray(init, np.float64)
+    if len(np.unique(y, axis=0)) < len(y):
+        from sarise.project import knn_graph
+
+        nn = knn_graph(y.astype(np.float32), 2, "euclidean")[1][:, 1]
+        y = y + rng.normal(scale=0.001 * max(float(nn.mean()), 1e-12), size=y.shape)
+    lo, span = y.min(0), np.ptp(y, 0)
+    return 10.0 * (y - lo) / np.where(span > 0, span, 1.0)
+
+
+def _summed(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """``values`` (m, 2) summed into ``n`` rows (``np.add.at``, faster)."""
+    return np.stack([np.bincount(rows, weights=values[:, c], minlength=n) for c in range(2)], 1)
+
+
+def refine_layout(
+    init: np.ndarray,
+    graph: tuple[np.ndarray, np.ndarray, np.ndarray],
+    *,
+    epochs: int,
+    learning_rate: float,
+    min_dist: float,
+    seed: int,
+    negative_sample_rate: int = 5,
+) -> np.ndarray:
+    """``epochs`` of UMAP's gradient descent on ``graph`` (:func:`fuzzy_graph`) from
+    ``init``; returns float32 coordinates, one row per point of ``init``."""
+    rng = np.random.default_rng(seed)
+    y = _scaled(init, rng)
+    n = len(y)
+    head, tail, weight = (np.asarray(g) for g in graph)
+    # umap-learn drops edges too weak to be sampled once in the run
+    keep = weight >= weight.max() / (epochs if epochs > 10 else 200)
+    head, tail, weight = head[keep], tail[keep], weight[keep]
+    a, b = curve_params(min_dist)
+    every = weight.max() / weight  # epochs between two samples of an edge
+    every_negative = every / negative_sample_rate
+    next_sample, next_negative = every.copy(), every_negative.copy()
+    for epoch in range(epochs):
+        alpha = learning_rate * (1.0 - epoch / epochs)
+        on = np.flatnonzero(next_sample <= epoch)
+        if len(on) == 0:
+            continue
+        j, k = head[on], tail[on]
+        diff = y[j] - y[k]
+        d2 = (diff**2).sum(1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pb = d2**b
+            coef = np.where(d2 > 0, -2 * a * b * (pb / d2) / (a * pb + 1), 0.0)
+        pull = np.clip(coef[:, None] * diff, -4, 4) * alpha
+        step = _summed(j, pull, n) - _summed(k, pull, n)
+        next_sample[on] += every[on]
+        count = np.floor((epoch - next_negative[on]) / every_negative[on]).astype(np.int64)
+        count = np.maximum(count, 0)
+        next_negative[on] += count * every_negative[on]
+        src = np.repeat(j, count)
+        other = rng.integers(0, n, len(src))
+        diff = y[src] - y[other]
+        d2 = (diff**2).sum(1)
+        coef = 2 * b / ((0.001 + d2) * (a * d2**b + 1))
+        push = np.where((d2 > 0)[:, None], np.clip(coef[:, None] * diff, -4, 4), 4.0)
+        push[src == other] = 0.0
+        y = y + step + _summed(src, push * alpha, n)
+    return y.astype(np.float32)
