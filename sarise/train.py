@@ -296,9 +296,11 @@ def train(
     trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     if trainer.global_step < cfg.steps:
         raise SariseError(f"training stopped at step {trainer.global_step} of {cfg.steps}")
+    # the state after the last step (every process takes part; rank 0 writes): the
+    # epoch-end checkpoints miss a last epoch that max_steps cuts short
+    tmp = out / (FINAL + ".partial")
+    trainer.save_checkpoint(tmp)
     if trainer.is_global_zero:
-        tmp = out / (FINAL + ".partial")
-        shutil.copyfile(last, tmp)
         summary = {
             "steps": trainer.global_step,
             "world_size": world,

@@ -1,4 +1,5 @@
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -96,6 +97,21 @@ def test_training_is_deterministic_and_records_what_inference_needs(tmp_path, ti
     other = load_config(write_config(tmp_path / "d.yaml", train={"lr": 0.02}))
     with pytest.raises(SariseError, match="another config"):
         train(other, tmp_path / "a", show_progress=False)
+
+
+def test_the_final_checkpoint_holds_the_last_step_when_epochs_do_not_divide_the_run(
+    tmp_path, tiny_splits
+):
+    """7 steps in epochs of 3: the last epoch is cut at step 7, with no validation or
+    epoch-end checkpoint after it; model.ckpt must still be step 7, not epoch 2's step 6."""
+    cfg = load_config(write_config(tmp_path / "c.yaml", train={"steps": 7, "steps_per_epoch": 3}))
+    final = train(cfg, tmp_path / "a", val=tiny_splits / "val.zarr", show_progress=False)
+    ckpt = load_checkpoint(final)
+    assert ckpt["global_step"] == 7
+    assert load_checkpoint(tmp_path / "a" / "checkpoints" / "last.ckpt")["global_step"] == 6
+    last = _weights(tmp_path / "a" / "checkpoints" / "last.ckpt")
+    assert any(not torch.equal(last[k], v) for k, v in ckpt["state_dict"].items())
+    assert json.loads((tmp_path / "a" / "train.json").read_text())["steps"] == 7
 
 
 def test_fine_tuning_starts_from_the_given_weights(tmp_path, tiny_model):
