@@ -154,6 +154,39 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, An
         raise SariseError(f"cannot read checkpoint {path}: {exc}") from None
 
 
+_KEPT = "metrics.before-resume.csv"
+
+
+def _keep_metrics(out: Path, step: int) -> None:
+    """Lightning's CSV logger starts ``metrics.csv`` afresh in every process: before a
+    resume, set the rows of the earlier runs (up to the resumed step) aside."""
+    import pandas as pd
+
+    parts = [pd.read_csv(p) for p in (out / _KEPT, out / "metrics.csv")
+             if p.exists() and p.stat().st_size]  # fmt: skip
+    if not parts:
+        return
+    rows = pd.concat(parts, ignore_index=True)
+    rows = rows[rows["step"] < step].drop_duplicates()
+    tmp = out / (_KEPT + ".partial")
+    rows.to_csv(tmp, index=False)
+    os.replace(tmp, out / _KEPT)
+
+
+def _merge_metrics(out: Path) -> None:
+    """``metrics.csv`` of the whole run: the rows set aside at resumes, then this run's."""
+    import pandas as pd
+
+    if not (out / _KEPT).exists():
+        return
+    rows = pd.concat([pd.read_csv(out / _KEPT), pd.read_csv(out / "metrics.csv")],
+                     ignore_index=True)  # fmt: skip
+    tmp = out / "metrics.csv.partial"
+    rows.to_csv(tmp, index=False)
+    os.replace(tmp, out / "metrics.csv")
+    (out / _KEPT).unlink()
+
+
 def train(
     config: SarisConfig,
     out: str | Path,
@@ -209,7 +242,7 @@ def train(
         resume = last
         logger.info("resuming from %s (step %d)", last, prev.get("global_step", 0))
     elif restart and out.exists():
-        for p in (ckpt_dir, final, out / SUMMARY, out / "metrics.csv"):
+        for p in (ckpt_dir, final, out / SUMMARY, out / "metrics.csv", out / _KEPT):
             if p.is_dir():
                 shutil.rmtree(p)
             elif p.exists():
@@ -249,7 +282,12 @@ def train(
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    loggers = [CSVLogger(out, name="", version="")]
+    log_every = max(1, min(50, cfg.steps_per_epoch // 4))
+    first = plugin.global_rank() == 0 and int(os.environ.get("LOCAL_RANK", 0)) == 0
+    if resume is not None and first:  # before Lightning starts any other process
+        _keep_metrics(out, load_checkpoint(resume).get("global_step", 0))
+    # written at every log step, so a killed run loses none of its rows
+    loggers = [CSVLogger(out, name="", version="", flush_logs_every_n_steps=log_every)]
     try:
         import tensorboard  # noqa: F401
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -286,7 +324,7 @@ def train(
         num_sanity_val_steps=0,
         limit_val_batches=None if val else 0,
         logger=loggers,
-        log_every_n_steps=max(1, min(50, cfg.steps_per_epoch // 4)),
+        log_every_n_steps=log_every,
         callbacks=[*checkpoints, speed, LearningRateMonitor("step")],
         enable_progress_bar=show_progress,
         enable_model_summary=False,
@@ -319,6 +357,7 @@ def train(
             "version": __version__,
         }
         (out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        _merge_metrics(out)
         os.replace(tmp, final)
         logger.info("trained %d steps in %.0f s (%.0f images/s); %s", trainer.global_step,
                     summary["seconds"], summary["images_per_s"] or 0, final)  # fmt: skip
