@@ -179,7 +179,7 @@ def trustworthiness(x: np.ndarray, coords: np.ndarray, k: int, metric: str) -> f
         dist = 1.0 - z @ z.T
     np.fill_diagonal(dist, np.inf)
     c = np.asarray(coords, np.float64)
-    mapped = ((c[:, None, :] - c[None, :, :]) ** 2).sum(-1)
+    mapped = sum((c[:, None, i] - c[None, :, i]) ** 2 for i in range(c.shape[1]))
     np.fill_diagonal(mapped, np.inf)
     near = np.argpartition(mapped, k - 1, axis=1)[:, :k]
     # the feature-space rank of each map neighbour: 1 + how many points are closer

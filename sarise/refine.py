@@ -115,11 +115,6 @@ def _scaled(init: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return 10.0 * (y - lo) / np.where(span > 0, span, 1.0)
 
 
-def _summed(rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """``values`` (m, 2) summed into ``n`` rows (``np.add.at``, faster)."""
-    return np.stack([np.bincount(rows, weights=values[:, c], minlength=n) for c in range(2)], 1)
-
-
 def refine_layout(
     init: np.ndarray,
     graph: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -143,29 +138,34 @@ def refine_layout(
     every = weight.max() / weight  # epochs between two samples of an edge
     every_negative = every / negative_sample_rate
     next_sample, next_negative = every.copy(), every_negative.copy()
+    px, py = y[:, 0].copy(), y[:, 1].copy()  # one array per axis: faster gathers
     for epoch in range(epochs):
         alpha = learning_rate * (1.0 - epoch / epochs)
         on = np.flatnonzero(next_sample <= epoch)
         if len(on) == 0:
             continue
         j, k = head[on], tail[on]
-        diff = y[j] - y[k]
-        d2 = (diff**2).sum(1)
+        dx, dy = px[j] - px[k], py[j] - py[k]
+        d2 = dx * dx + dy * dy
         with np.errstate(divide="ignore", invalid="ignore"):
             pb = d2**b
             coef = np.where(d2 > 0, -2 * a * b * (pb / d2) / (a * pb + 1), 0.0)
-        pull = np.clip(coef[:, None] * diff, -4, 4) * alpha
-        step = _summed(j, pull, n) - _summed(k, pull, n)
+        gx, gy = np.clip(coef * dx, -4, 4) * alpha, np.clip(coef * dy, -4, 4) * alpha
+        sx = np.bincount(j, gx, n) - np.bincount(k, gx, n)
+        sy = np.bincount(j, gy, n) - np.bincount(k, gy, n)
         next_sample[on] += every[on]
         count = np.floor((epoch - next_negative[on]) / every_negative[on]).astype(np.int64)
         count = np.maximum(count, 0)
         next_negative[on] += count * every_negative[on]
         src = np.repeat(j, count)
         other = rng.integers(0, n, len(src))
-        diff = y[src] - y[other]
-        d2 = (diff**2).sum(1)
+        dx, dy = px[src] - px[other], py[src] - py[other]
+        d2 = dx * dx + dy * dy
         coef = 2 * b / ((0.001 + d2) * (a * d2**b + 1))
-        push = np.where((d2 > 0)[:, None], np.clip(coef[:, None] * diff, -4, 4), 4.0)
-        push[src == other] = 0.0
-        y = y + step + _summed(src, push * alpha, n)
+        apart, same = d2 > 0, src == other
+        gx = np.where(apart, np.clip(coef * dx, -4, 4), np.where(same, 0.0, 4.0)) * alpha
+        gy = np.where(apart, np.clip(coef * dy, -4, 4), np.where(same, 0.0, 4.0)) * alpha
+        px = px + sx + np.bincount(src, gx, n)
+        py = py + sy + np.bincount(src, gy, n)
+    y = np.stack([px, py], 1)
     return y.astype(np.float32)
