@@ -290,7 +290,7 @@ def format_info(info: dict[str, Any]) -> str:
 
 #: JSON keys that hold wall-clock facts (how long, when), left out of :func:`run_digest`
 #: together with every rate (keys and CSV columns ending in ``per_s``).
-VOLATILE_KEYS = frozenset({"seconds", "created", "started"})
+VOLATILE_KEYS = frozenset({"seconds", "seconds_this_run", "created", "started"})
 #: Folders of a run that are logs, not outputs: run records and TensorBoard event files
 #: (both hold wall times).
 LOG_DIRS = frozenset({RECORDS, "tensorboard"})

@@ -344,7 +344,8 @@ def train(
             "world_size": world,
             "accelerator": accel,
             "precision": precision,
-            "seconds": round(time.perf_counter() - t0, 2),
+            "seconds": round(speed.seconds(), 2),  # all runs (resumes add theirs)
+            "seconds_this_run": round(time.perf_counter() - t0, 2),
             "resumed_from": str(resume) if resume else None,
             "images_per_s": speed.median(),
             "images_seen": trainer.global_step * cfg.batch_size,
@@ -382,6 +383,21 @@ class _Throughput(L.Callback):
         self.log_every, self.log = log_every, log
         self.rates: list[float] = []
         self._t: float | None = None
+        self.before = 0.0  # training seconds of the runs a resumed run continues
+        self._start = time.perf_counter()
+
+    def on_train_start(self, trainer, module) -> None:
+        self._start = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Training seconds behind the current state, over every run that made it."""
+        return self.before + time.perf_counter() - self._start
+
+    def state_dict(self) -> dict:  # kept in each checkpoint
+        return {"seconds": self.seconds()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.before = float(state.get("seconds", 0.0))
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         self._t = time.perf_counter()

@@ -178,6 +178,10 @@ def test_killed_run_resumes_to_the_same_step_and_weights(tmp_path, tiny_splits, 
     assert f"resuming from {last} (step {step})" in res.stderr
     assert load_checkpoint(run / "model.ckpt")["global_step"] == 40
     _assert_same_weights(ref, run / "model.ckpt")
+    # the record counts the training time of the killed run too
+    record = json.loads((run / "train.json").read_text())
+    assert record["seconds"] > record["seconds_this_run"] > 0
+    assert record["resumed_from"] == str(last)
     # the training log holds the steps before the kill too, each once, as an unbroken run's
     assert _losses(run) == _losses(tmp_path / "ref") and len(_losses(run)) == 40
 
