@@ -345,6 +345,10 @@ class EvaluateConfig(_Model):
     """As ``extract.precision``: bf16 where the hardware computes it natively."""
     simulated_per_crystal: int = Field(32, ge=0)
     """Images per crystal of the simulated atomic-resolution set (0: none)."""
+    measured: bool = True
+    """Also score each set by the training-free symmetry measurement
+    (:mod:`sarise.symmetry_measure`, about 20 ms per 128-px image on one core) and by the
+    model and the measurement combined (``combined_log_probabilities``)."""
 
 
 class IngestConfig(_Model):

@@ -66,18 +66,32 @@ def _precision(model: torch.nn.Module, precision: str) -> str:
     return resolve(precision, next(model.parameters()).device.type)
 
 
-def _scores(labels: np.ndarray, logits: np.ndarray, classes: list[str]) -> dict[str, Any]:
+def _scores(labels: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Accuracy, lattice-family accuracy, per-group accuracy and the confusion matrix of
+    predicted class indices (-1: no prediction, counted wrong and left out of the matrix)."""
     n = len(classes)
-    pred = logits.argmax(1)
-    cm = np.bincount(labels * n + pred, minlength=n * n).reshape(n, n)
-    per = {
-        c: (float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None) for i, c in enumerate(classes)
-    }
-    family = np.array([FAMILIES.get(c, c) for c in classes])
+    some = pred >= 0
+    cm = np.bincount(labels[some] * n + pred[some], minlength=n * n).reshape(n, n)
+    per = {c: (float(np.mean(pred[labels == i] == i)) if np.any(labels == i) else None)
+           for i, c in enumerate(classes)}  # fmt: skip
+    family = np.array([FAMILIES.get(c, c) for c in classes] + [""])
     same_family = family[labels] == family[pred] if len(labels) else np.zeros(0, bool)
     return {"n": len(labels), "accuracy": float((pred == labels).mean()) if len(labels) else None,
             "family_accuracy": float(same_family.mean()) if len(labels) else None,
             "per_group": per, "confusion": cm.tolist()}  # fmt: skip
+
+
+def _measured(images: np.ndarray, logits: np.ndarray, classes: list[str]):
+    """The measured group (class index, -1 without a lattice) and the combined
+    log-probabilities of images ``[n, (C,) H, W]`` (first channel) with these logits."""
+    from sarise.symmetry import GROUPS
+    from sarise.symmetry_measure import SCORE_COLUMNS, combined_log_probabilities, score_rows
+
+    images = np.asarray(images)
+    scores = score_rows(images[:, 0] if images.ndim == 4 else images)
+    group = np.nan_to_num(scores[:, SCORE_COLUMNS.index("symmetry_group")], nan=-1).astype(int)
+    index = np.array([classes.index(g) if g in classes else -1 for g in GROUPS] + [-1])
+    return index[group], combined_log_probabilities(logits, scores, classes)
 
 
 def _generated(config: SymmetryConfig, per_group: int, split: str = "test"):
@@ -279,17 +293,36 @@ def evaluate(
         "sets": {},
     }
 
-    def run(name: str, images, labels, describe: str) -> np.ndarray:
-        logits, _ = predict(model, images, cfg.batch_size, cfg.precision)
-        res = _scores(labels, logits, classes)
+    def score(name: str, labels, logits, measured, combined, describe: str) -> dict[str, Any]:
+        res = _scores(labels, logits.argmax(1), classes)
         res["description"] = describe
+        title = f"{name}: accuracy {res['accuracy']:.3f} (n={res['n']})"
+        _plot_confusion(np.asarray(res["confusion"]), classes, title, out / f"confusion-{name}.png")
+        if combined is not None:
+            alone = _scores(labels, measured, classes)
+            res["measured"] = {"accuracy": alone["accuracy"],
+                               "family_accuracy": alone["family_accuracy"],
+                               "no_lattice": float(np.mean(measured < 0))}  # fmt: skip
+            res["combined"] = _scores(labels, combined.argmax(1), classes)
+            _plot_confusion(np.asarray(res["combined"]["confusion"]), classes,
+                            f"{name}, combined: accuracy {res['combined']['accuracy']:.3f}",
+                            out / f"confusion-{name}-combined.png")  # fmt: skip
+            logger.info("%s: accuracy %.4f, measured %.4f, combined %.4f", name,
+                        res["accuracy"], alone["accuracy"], res["combined"]["accuracy"])  # fmt: skip
+        else:
+            logger.info("%s: accuracy %.4f (lattice family %.4f) on %d images", name,
+                        res["accuracy"], res["family_accuracy"], res["n"])  # fmt: skip
         report["sets"][name] = res
-        _plot_confusion(np.asarray(res["confusion"]), classes,
-                        f"{name}: accuracy {res['accuracy']:.3f} (n={res['n']})",
-                        out / f"confusion-{name}.png")  # fmt: skip
-        logger.info("%s: accuracy %.4f (lattice family %.4f) on %d images", name,
-                    res["accuracy"], res["family_accuracy"], res["n"])  # fmt: skip
-        return logits
+        return res
+
+    def run(name: str, images, labels, describe: str):
+        """Score the model (and the measurement): its logits and combined log-probabilities."""
+        logits, _ = predict(model, images, cfg.batch_size, cfg.precision)
+        measured = combined = None
+        if cfg.measured:
+            measured, combined = _measured(images, logits, classes)
+        score(name, labels, logits, measured, combined, describe)
+        return logits, combined
 
     steps: list[tuple[str, Callable[[], None]]] = []
     test_data: dict[str, np.ndarray] = {}
@@ -337,8 +370,9 @@ def evaluate(
 
             x, groups, crystals = simulated_set(cfg.simulated_per_crystal, 128, seed=sym.seed)
             labels = np.array([classes.index(g) for g in groups])
-            logits = run("simulated", x, labels, "simulated atomic-resolution images of real "
-                         "crystal projections (shot noise, scan distortions), 128 px")  # fmt: skip
+            logits, combined = run("simulated", x, labels, "simulated atomic-resolution images "
+                                   "of real crystal projections (shot noise, scan distortions), "
+                                   "128 px")  # fmt: skip
             pred = logits.argmax(1)
             per = {}
             for name in dict.fromkeys(crystals):
@@ -350,6 +384,8 @@ def evaluate(
                              "family_accuracy": float(np.mean([FAMILIES[classes[k]] ==
                                                                FAMILIES[classes[t[0]]] for k in p])),
                              "most_predicted": classes[int(counts.argmax())]}  # fmt: skip
+                if combined is not None:
+                    per[name]["combined_accuracy"] = float((combined[idx].argmax(1) == t).mean())
             report["sets"]["simulated"]["per_crystal"] = per
 
         steps.append(("simulated", simulated))
@@ -367,19 +403,24 @@ def evaluate(
             inputs, labels, paths, errors = read_labelled_folder(
                 folder, info["image_size"], classes, mode=folder_mode
             )
-            logits = np.stack([predict(model, t, cfg.batch_size, cfg.precision)[0].mean(0)
-                               for t in inputs])  # fmt: skip
-            res = _scores(labels, logits, classes)
-            res["description"] = f"labelled images in {folder} ({folder_mode})"
+            per_tile = [predict(model, t, cfg.batch_size, cfg.precision)[0] for t in inputs]
+            logits = np.stack([lg.mean(0) for lg in per_tile])
+            measured = combined = None
+            if cfg.measured:  # per image: the tiles' commonest measured group, mean log-probs
+                found = [_measured(t, lg, classes) for t, lg in zip(inputs, per_tile, strict=True)]
+                measured = np.array([np.bincount(m + 1).argmax() - 1 for m, _ in found])
+                combined = np.stack([c.mean(0) for _, c in found])
+            res = score("folder", labels, logits, measured, combined,
+                        f"labelled images in {folder} ({folder_mode})")  # fmt: skip
             res["files"] = [{"path": p, "label": classes[t], "predicted": classes[int(k)]}
                             for p, t, k in zip(paths, labels, logits.argmax(1), strict=True)]  # fmt: skip
+            if combined is not None:
+                for f, m, c in zip(res["files"], measured, combined.argmax(1), strict=True):
+                    f["measured"] = classes[m] if m >= 0 else None
+                    f["combined"] = classes[int(c)]
             res["errors"] = [{"path": p, "reason": r} for p, r in errors]
             for p, r in errors:
                 logger.error("%s: %s", p, r)
-            report["sets"]["folder"] = res
-            _plot_confusion(np.asarray(res["confusion"]), classes,
-                            f"folder: accuracy {res['accuracy']:.3f} (n={res['n']})",
-                            out / "confusion-folder.png")  # fmt: skip
 
         steps.append(("folder", labelled))
 
@@ -403,30 +444,42 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{report['image_size']} px; trained on motif sources: "
         f"{', '.join(report['trained_motif_sources'])}. sarise {report['version']}.",
         "",
-        "| set | images | accuracy | lattice family | what |",
-        "| --- | ---: | ---: | ---: | --- |",
+        "Accuracy by group / by lattice family: of the model, of the training-free symmetry "
+        "measurement (no lattice found counts as wrong), and of the two combined.",
+        "",
+        "| set | images | model | measured | combined | what |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
+
+    def pair(s: dict | None) -> str:
+        return f"{s['accuracy']:.4f} / {s['family_accuracy']:.4f}" if s else ""
+
     for name, s in sets.items():
-        lines.append(f"| {name} | {s['n']} | {s['accuracy']:.4f} | "
-                     f"{s.get('family_accuracy', float('nan')):.4f} | {s['description']} |")  # fmt: skip
+        lines.append(f"| {name} | {s['n']} | {pair(s)} | {pair(s.get('measured'))} | "
+                     f"{pair(s.get('combined'))} | {s['description']} |")  # fmt: skip
     crystals = sets.get("simulated", {}).get("per_crystal")
     if crystals:
         lines += ["", "## Simulated crystals", "",
-                  "| crystal | group | images | accuracy | lattice family | most predicted |",
-                  "| --- | --- | ---: | ---: | ---: | --- |"]  # fmt: skip
+                  "| crystal | group | images | accuracy | lattice family | most predicted "
+                  "| combined |", "| --- | --- | ---: | ---: | ---: | --- | ---: |"]  # fmt: skip
         lines += [f"| {c} | {v['group']} | {v['n']} | {v['accuracy']:.3f} | "
-                  f"{v['family_accuracy']:.3f} | {v['most_predicted']} |"
+                  f"{v['family_accuracy']:.3f} | {v['most_predicted']} | "
+                  + (f"{v['combined_accuracy']:.3f} |" if "combined_accuracy" in v else " |")
                   for c, v in crystals.items()]  # fmt: skip
     if sets:
         names = list(sets)
-        lines += ["", "## Per-group accuracy", "", "| group | " + " | ".join(names) + " |",
+        lines += ["", "## Per-group accuracy", "",
+                  "Model (/ model and measurement combined, where measured).", "",
+                  "| group | " + " | ".join(names) + " |",
                   "| --- |" + " ---: |" * len(names)]  # fmt: skip
         groups = next(iter(sets.values()))["per_group"]
+
+        def cell(s: dict, g: str) -> str:
+            vals = [s["per_group"].get(g), (s.get("combined") or {}).get("per_group", {}).get(g)]
+            return " / ".join(f"{v:.3f}" for v in vals if v is not None)
+
         for g in groups:
-            cells = [sets[n]["per_group"].get(g) for n in names]
-            lines.append(
-                f"| {g} | " + " | ".join("" if c is None else f"{c:.3f}" for c in cells) + " |"
-            )
+            lines.append(f"| {g} | " + " | ".join(cell(sets[n], g) for n in names) + " |")
     inv = report.get("invariance")
     if inv:
         lines += [

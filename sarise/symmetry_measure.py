@@ -33,9 +33,11 @@ import numpy as np
 
 __all__ = [
     "COLUMNS",
+    "COMBINED_WEIGHTS",
     "SCORE_COLUMNS",
     "THRESHOLD",
     "Measurement",
+    "combined_log_probabilities",
     "measure",
     "score_rows",
     "score_table",
@@ -603,6 +605,55 @@ def score_table(scores: np.ndarray, pixel_nm: np.ndarray | None = None):
     return table
 
 
+#: Weights of :func:`combined_log_probabilities`: the model's log-probability of a group,
+#: the measured group's bonus, and its bonus per margin (the margin over
+#: :data:`MARGIN_SCALE`, clipped to [0, 1]). Fitted by maximum likelihood to the shipped
+#: model's logits and the measurement of 1,088 validation images of its two training
+#: recipes (``python benchmarks/bench_combined.py --fit``).
+COMBINED_WEIGHTS = (0.84, 1.13, 1.75)
+MARGIN_SCALE = 0.1
+
+
+def combined_log_probabilities(logits, scores, classes=None, weights=COMBINED_WEIGHTS):
+    """The plane group of each image from the classifier and the measurement together.
+
+    ``w0 * log_softmax(logits)[g]``, plus ``w1 + w2 * clip(margin / MARGIN_SCALE, 0, 1)``
+    for the measured group ``g`` (``symmetry_group`` of the ``symmetry_scores`` row),
+    renormalised. The measurement never reads the generator the model learnt from, so it
+    carries over to images of other origins; the model decides where the measurement
+    finds no lattice (NaN rows: the model alone) and between groups the measurement's
+    thresholds barely separate.
+
+    Parameters
+    ----------
+    logits : array ``[n, k]``
+        The model's logits, one column per name in ``classes``.
+    scores : array ``[n, len(SCORE_COLUMNS)]``
+        :func:`score_rows` of the same images.
+    classes : list of str, optional
+        The model's group names in column order (default: ``sarise.symmetry.GROUPS``).
+
+    Returns
+    -------
+    ndarray, float64 ``[n, k]``: log-probabilities.
+    """
+    from sarise.symmetry import GROUPS
+
+    classes = list(GROUPS if classes is None else classes)
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    z = weights[0] * (z - np.log(np.exp(z).sum(axis=1, keepdims=True)))
+    s = np.asarray(scores, np.float64)
+    group = np.nan_to_num(s[:, len(COLUMNS) + 1], nan=-1).astype(int)
+    margin = np.nan_to_num(s[:, len(COLUMNS) + 2], nan=0.0)
+    column = np.array([classes.index(g) if g in classes else -1 for g in GROUPS] + [-1])
+    j = column[np.where(group >= 0, group, -1)]
+    rows = np.flatnonzero(j >= 0)
+    z[rows, j[rows]] += weights[1] + weights[2] * np.clip(margin[rows] / MARGIN_SCALE, 0, 1)
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
 def stored_pixel_nm(meta, size: int, fit: str) -> np.ndarray:
     """The size in nm of one stored pixel of each image (NaN where the file gave none):
     a square crop (``crop``) or pad (``pad``) of the scan resampled to ``size``, or a tile
@@ -620,13 +671,23 @@ def stored_pixel_nm(meta, size: int, fit: str) -> np.ndarray:
 
 def run_columns(features_group, meta, preprocessing: dict):
     """The measured symmetry of a run's images as named columns aligned with ``meta`` (its
-    first rows), or None when ``features.zarr`` has no ``symmetry_scores``."""
+    first rows), or None when ``features.zarr`` has no ``symmetry_scores``; with the
+    model's logits, also ``combined_group`` and ``combined_confidence``
+    (:func:`combined_log_probabilities`)."""
     if "symmetry_scores" not in features_group:
         return None
     scores = features_group["symmetry_scores"][: len(meta)]
     nm = stored_pixel_nm(meta, int(preprocessing.get("size", 0) or 1),
                          str(preprocessing.get("fit", "crop")))  # fmt: skip
-    return score_table(scores, nm[: len(scores)]).set_index(meta.index[: len(scores)])
+    table = score_table(scores, nm[: len(scores)])
+    if "logits" in features_group:
+        classes = list(features_group.attrs["groups"])
+        logp = combined_log_probabilities(features_group["logits"][: len(scores)], scores,
+                                          classes)  # fmt: skip
+        best = logp.argmax(axis=1)
+        table["combined_group"] = np.asarray(classes)[best]
+        table["combined_confidence"] = np.exp(logp[np.arange(len(best)), best])
+    return table.set_index(meta.index[: len(scores)])
 
 
 def symmetry_descriptor(scores: np.ndarray) -> np.ndarray:

@@ -143,8 +143,17 @@ def test_extract_measures_symmetry_into_the_feature_store_queryable(wallpaper_ru
             show_progress=False)  # fmt: skip
     ds = open_run(run)
     for col in ("lattice_a_px", "lattice_a_nm", "rotation_order", "mirror", "glide", "rot4",
-                "lattice_family", "symmetry_group"):  # fmt: skip
+                "lattice_family", "symmetry_group", "combined_group", "combined_confidence"):  # fmt: skip
         assert col in ds, col
+    # the combined group is the measured one where the measurement is sure, else the model's
+    sure = ds["symmetry_margin"].values >= 0.1
+    assert sure.any() and (ds["combined_group"].values[sure] ==
+                           ds["symmetry_group"].values[sure]).mean() >= 0.8  # fmt: skip
+    no_lattice = ds["symmetry_group"].values == ""
+    model = ds["probabilities"].values.argmax(1)
+    assert (ds["combined_group"].values[no_lattice] ==
+            np.asarray(GROUPS)[model[no_lattice]]).all()  # fmt: skip
+    assert ((ds["combined_confidence"].values > 0) & (ds["combined_confidence"].values <= 1)).all()
     truth = ds["group"].values  # the sidecar's label of each generated file
     orders = np.array([expected(t)[0] for t in truth])
     order = ds["rotation_order"].values
@@ -179,3 +188,46 @@ def test_extract_measures_symmetry_into_the_feature_store_queryable(wallpaper_ru
         extract(run / "store", run / "features.zarr", show_progress=False)
     with pytest.raises(Exception, match=r"extract\.symmetry: true"):
         ProjectionTree(wallpaper_run, ProjectConfig(descriptor="both")).features()
+
+
+def _score_row(group: str | None, margin: float) -> np.ndarray:
+    from sarise.symmetry_measure import SCORE_COLUMNS
+
+    row = np.full(len(SCORE_COLUMNS), np.nan, np.float32)
+    if group is not None:
+        row[SCORE_COLUMNS.index("symmetry_group")] = GROUPS.index(group)
+        row[SCORE_COLUMNS.index("symmetry_margin")] = margin
+    return row
+
+
+def test_combined_groups_weigh_the_measurement_against_the_model():
+    from sarise.symmetry_measure import combined_log_probabilities
+
+    logits = np.zeros((4, 17))
+    logits[:, GROUPS.index("p4")] = 1.0  # a mild preference for p4
+    logits[3, GROUPS.index("p4")] = 12.0  # a model sure of p4
+    scores = np.stack([_score_row(None, 0), _score_row("p4m", 0.2), _score_row("p4m", 0.0),
+                       _score_row("p4m", 0.2)])  # fmt: skip
+    logp = combined_log_probabilities(logits, scores)
+    assert np.allclose(np.exp(logp).sum(1), 1)
+    best = [GROUPS[k] for k in logp.argmax(1)]
+    # no lattice: the model; a clear measurement beats a mild preference; a measurement at
+    # its threshold counts less than one well clear of it; a sure model keeps its group
+    assert best == ["p4", "p4m", "p4m", "p4"]
+    assert logp[1, GROUPS.index("p4m")] > logp[2, GROUPS.index("p4m")]
+    # a model with its groups in another order gets the same answer in its own order
+    order = list(reversed(GROUPS))
+    again = combined_log_probabilities(logits[:, ::-1], scores, order)
+    assert np.allclose(again[:, ::-1], logp)
+
+
+def test_combined_groups_of_generated_images_beat_an_uninformed_model(images):
+    from sarise.symmetry_measure import combined_log_probabilities, score_rows
+
+    truth = np.array([GROUPS.index(im.group) for im in images])
+    scores = score_rows([im.image for im in images])
+    noise = np.random.default_rng(0).normal(0, 1, (len(images), 17))
+    best = combined_log_probabilities(noise, scores).argmax(1)
+    # the expected groups come from the generator's request, the measurement never reads it
+    assert (best == truth).mean() >= 0.85, (best == truth).mean()
+    assert (noise.argmax(1) == truth).mean() < 0.2

@@ -33,6 +33,15 @@ def test_report_holds_every_set(tiny_model, tiny_splits, tmp_path):
         assert s["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
         assert s["family_accuracy"] >= s["accuracy"]  # the right group has the right lattice
         assert set(s["per_group"]) == set(GROUPS)
+        # the measurement alone and combined with the model, scored on the same images
+        both = s["combined"]
+        assert np.asarray(both["confusion"]).sum() == s["n"] and set(both["per_group"]) == set(
+            GROUPS
+        )
+        assert 0 <= s["measured"]["no_lattice"] <= 1
+        assert s["measured"]["accuracy"] <= 1 - s["measured"]["no_lattice"]
+    # a generated test split: the measurement knows most groups a tiny model does not
+    assert sets["test"]["measured"]["accuracy"] > sets["test"]["accuracy"]
     inv = report["invariance"]
     assert inv["n_pairs"] == 17 and -1 <= inv["mean_cosine"] <= 1
     assert set(inv["per_group"]) == set(GROUPS)
@@ -40,9 +49,17 @@ def test_report_holds_every_set(tiny_model, tiny_splits, tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "| ood-atoms | 34 |" in md and "Embedding invariance" in md
     assert "| SrTiO3-001 | p4m | 2 |" in md
+    assert "| set | images | model | measured | combined | what |" in md
+    assert f"| test | 34 | {sets['test']['accuracy']:.4f} / " in md
     for name in sets:
-        with Image.open(tmp_path / f"confusion-{name}.png") as im:
-            assert im.size[0] > 500
+        for png in (f"confusion-{name}.png", f"confusion-{name}-combined.png"):
+            with Image.open(tmp_path / png) as im:
+                assert im.size[0] > 500
+    # without the measurement: the model's scores only
+    cfg = cfg.model_copy(update={"measured": False})
+    alone = evaluate(model, tmp_path / "alone", test=tiny_splits / "test.zarr", config=cfg,
+                     sets=["test"], show_progress=False)["sets"]["test"]  # fmt: skip
+    assert "combined" not in alone and alone["accuracy"] == sets["test"]["accuracy"]
 
 
 def _write(path, array):
@@ -73,6 +90,8 @@ def test_labelled_folder_with_bad_files(tiny_model, tmp_path, cli_env):
     assert {f["label"] for f in folder["files"]} == {"p4", "p6", "cm"}
     reasons = {e["path"].split("/")[-1]: e["reason"] for e in folder["errors"]}
     assert "broken.png" in reasons and "not a group name" in reasons["p9"]
+    assert all(f["combined"] in GROUPS and f["measured"] in (*GROUPS, None)
+               for f in folder["files"])  # fmt: skip
 
 
 def test_images_are_cropped_or_tiled_never_distorted():
