@@ -186,6 +186,13 @@ def test_extract_measures_symmetry_into_the_feature_store_queryable(wallpaper_ru
     # a store made without it is refused, not mixed; and without it there is no such map
     with pytest.raises(Exception, match="another model or preprocessing"):
         extract(run / "store", run / "features.zarr", show_progress=False)
+    # nor is one measured with other thresholds (an older sarise): its groups would differ
+    import zarr
+
+    zarr.open_group(run / "features.zarr", mode="r+").attrs["symmetry_thresholds"] = [0.85, 0.85]
+    with pytest.raises(Exception, match="another model or preprocessing"):
+        extract(run / "store", run / "features.zarr", config=ExtractConfig(symmetry=True),
+                show_progress=False)  # fmt: skip
     with pytest.raises(Exception, match=r"extract\.symmetry: true"):
         ProjectionTree(wallpaper_run, ProjectConfig(descriptor="both")).features()
 
