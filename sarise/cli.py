@@ -244,7 +244,10 @@ def evaluate_cmd(
                       show_progress=progress)  # fmt: skip
     _record(out.parent, "evaluate", cfg, started, [out], model_sha256=report.get("sha256"))
     for name, s in report["sets"].items():
-        typer.echo(f"{name:>14}  {s['accuracy']:.4f}  family {s['family_accuracy']:.4f}  "
+        both = (f"  measured {s['measured']['accuracy']:.4f}  combined "
+                f"{s['combined']['accuracy']:.4f}  family {s['combined']['family_accuracy']:.4f}"
+                if "combined" in s else "")  # fmt: skip
+        typer.echo(f"{name:>14}  {s['accuracy']:.4f}  family {s['family_accuracy']:.4f}{both}  "
                    f"(n={s['n']})")  # fmt: skip
     if "invariance" in report:
         typer.echo(f"{'invariance':>14}  {report['invariance']['mean_cosine']:.4f}  (mean cosine)")

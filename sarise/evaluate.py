@@ -403,7 +403,12 @@ def evaluate(
             inputs, labels, paths, errors = read_labelled_folder(
                 folder, info["image_size"], classes, mode=folder_mode
             )
-            per_tile = [predict(model, t, cfg.batch_size, cfg.precision)[0] for t in inputs]
+            # tiles of many images per pass (a CPU forward pass has a fixed number of rows)
+            per_tile = []
+            for lo in range(0, len(inputs), 256):
+                part = inputs[lo : lo + 256]
+                flat = predict(model, np.concatenate(part), cfg.batch_size, cfg.precision)[0]
+                per_tile += np.split(flat, np.cumsum([len(t) for t in part])[:-1])
             logits = np.stack([lg.mean(0) for lg in per_tile])
             measured = combined = None
             if cfg.measured:  # per image: the tiles' commonest measured group, mean log-probs

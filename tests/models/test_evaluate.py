@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -84,6 +85,9 @@ def test_labelled_folder_with_bad_files(tiny_model, tmp_path, cli_env):
     )  # fmt: skip
     assert res.returncode == 1, res.stderr
     assert "2 file(s) could not be evaluated" in res.stderr
+    assert re.search(
+        r"folder  \d\.\d{4}  family \d\.\d{4}  measured \d\.\d{4}  combined", res.stdout
+    )
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     folder = report["sets"]["folder"]
     assert folder["n"] == 6
