@@ -33,8 +33,8 @@ from sarise.symmetry import GROUPS
 from sarise.symmetry.crystals import simulated_set
 from sarise.symmetry_measure import (
     COMBINED_WEIGHTS,
-    SCORE_COLUMNS,
     combined_log_probabilities,
+    measured_classes,
     score_rows,
 )
 
@@ -101,14 +101,13 @@ def main() -> None:
     rows.append(
         ("simulated crystals", *measured_set(model, x, np.array([GROUPS.index(g) for g in groups])))
     )
-    group_col = SCORE_COLUMNS.index("symmetry_group")
     print(
         f"\nweights {tuple(round(w, 2) for w in weights)}, {time.perf_counter() - started:.0f} s\n"
     )
     print("| set | images | model | measured | combined | no lattice |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, logits, scores, labels in rows:
-        measured = np.nan_to_num(scores[:, group_col], nan=-1).astype(int)
+        measured = measured_classes(scores)
         both = combined_log_probabilities(logits, scores, GROUPS, weights).argmax(1)
         print(f"| {name} | {len(labels)} | {accuracies(logits.argmax(1), labels)} | "
               f"{accuracies(measured, labels)} | {accuracies(both, labels)} | "

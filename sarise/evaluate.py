@@ -84,14 +84,11 @@ def _scores(labels: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[st
 def _measured(images: np.ndarray, logits: np.ndarray, classes: list[str]):
     """The measured group (class index, -1 without a lattice) and the combined
     log-probabilities of images ``[n, (C,) H, W]`` (first channel) with these logits."""
-    from sarise.symmetry import GROUPS
-    from sarise.symmetry_measure import SCORE_COLUMNS, combined_log_probabilities, score_rows
+    from sarise.symmetry_measure import combined_log_probabilities, measured_classes, score_rows
 
     images = np.asarray(images)
     scores = score_rows(images[:, 0] if images.ndim == 4 else images)
-    group = np.nan_to_num(scores[:, SCORE_COLUMNS.index("symmetry_group")], nan=-1).astype(int)
-    index = np.array([classes.index(g) if g in classes else -1 for g in GROUPS] + [-1])
-    return index[group], combined_log_probabilities(logits, scores, classes)
+    return measured_classes(scores, classes), combined_log_probabilities(logits, scores, classes)
 
 
 def _generated(config: SymmetryConfig, per_group: int, split: str = "test"):

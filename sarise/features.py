@@ -10,8 +10,9 @@ extractor's), the ``precision`` (``fp32`` or ``bf16``, :mod:`sarise.precision`) 
 ``groups``. With ``extract.symmetry``, also ``symmetry_scores[image, symmetry]`` float32:
 the training-free measurement of :mod:`sarise.symmetry_measure`, its columns named in the
 attr ``symmetry_columns`` and its rotation and reflection thresholds in
-``symmetry_thresholds`` (a store measured with others is never resumed). Every array names its dimensions, so
-``xarray.open_zarr`` reads it as is (:func:`sarise.open_run` joins it with the metadata).
+``symmetry_thresholds`` (a store measured with others is never resumed). Every array names
+its dimensions, so ``xarray.open_zarr`` reads it as is (:func:`sarise.open_run` joins it
+with the metadata).
 
 Execution
 ---------

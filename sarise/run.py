@@ -42,8 +42,8 @@ def open_run(path: str | Path, *, metadata: bool = True, node: str = "root"):
         ``date``...) and, where extract measured
         symmetry, its columns (``lattice_a_nm``, ``rotation_order``, ``mirror``,
         ``lattice_family``, ``symmetry_group``..., and ``combined_group`` with
-        ``combined_confidence``: the model and the measurement together); ``x``, ``y`` (and ``cluster``)
-        of the projection node when present.
+        ``combined_confidence``: the model and the measurement together); ``x``, ``y``
+        (and ``cluster``) of the projection node when present.
 
     Examples
     --------

@@ -40,6 +40,7 @@ __all__ = [
     "Measurement",
     "combined_log_probabilities",
     "measure",
+    "measured_classes",
     "score_rows",
     "score_table",
     "stored_pixel_nm",
@@ -623,6 +624,18 @@ COMBINED_WEIGHTS = (0.79, 1.54, 1.67)
 MARGIN_SCALE = 1.0 - REFLECTION_THRESHOLD
 
 
+def measured_classes(scores, classes=None) -> np.ndarray:
+    """The measured group of each ``symmetry_scores`` row as an index into ``classes``
+    (default: ``sarise.symmetry.GROUPS``); -1 without a lattice or for a group not in
+    ``classes``."""
+    from sarise.symmetry import GROUPS
+
+    classes = list(GROUPS if classes is None else classes)
+    column = np.array([classes.index(g) if g in classes else -1 for g in GROUPS] + [-1])
+    group = np.nan_to_num(np.asarray(scores, np.float64)[:, len(COLUMNS) + 1], nan=-1)
+    return column[group.astype(int)]
+
+
 def combined_log_probabilities(logits, scores, classes=None, weights=COMBINED_WEIGHTS):
     """The plane group of each image from the classifier and the measurement together.
 
@@ -646,17 +659,11 @@ def combined_log_probabilities(logits, scores, classes=None, weights=COMBINED_WE
     -------
     ndarray, float64 ``[n, k]``: log-probabilities.
     """
-    from sarise.symmetry import GROUPS
-
-    classes = list(GROUPS if classes is None else classes)
     z = np.asarray(logits, np.float64)
     z = z - z.max(axis=1, keepdims=True)
     z = weights[0] * (z - np.log(np.exp(z).sum(axis=1, keepdims=True)))
-    s = np.asarray(scores, np.float64)
-    group = np.nan_to_num(s[:, len(COLUMNS) + 1], nan=-1).astype(int)
-    margin = np.nan_to_num(s[:, len(COLUMNS) + 2], nan=0.0)
-    column = np.array([classes.index(g) if g in classes else -1 for g in GROUPS] + [-1])
-    j = column[np.where(group >= 0, group, -1)]
+    margin = np.nan_to_num(np.asarray(scores, np.float64)[:, len(COLUMNS) + 2], nan=0.0)
+    j = measured_classes(scores, classes)
     rows = np.flatnonzero(j >= 0)
     z[rows, j[rows]] += weights[1] + weights[2] * np.clip(margin[rows] / MARGIN_SCALE, 0, 1)
     z = z - z.max(axis=1, keepdims=True)
