@@ -62,7 +62,8 @@ __all__ = [
 
 EXTRACTOR = "sarise.features"
 #: Bumped when the same model and images would give other features.
-VERSION = 2  # 2: channels_last, fixed CPU micro-batches, the exact head, the precision
+VERSION = 3  # 2: channels_last, fixed CPU micro-batches, the exact head, the precision;
+# 3: standardisation statistics in float64, the d4 mean summed in sorted order
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,14 @@ def _views(x: torch.Tensor, invariant: str) -> list[torch.Tensor]:
         return [x]
     flips = (x, x.flip(-1))
     return [torch.rot90(v, k, dims=(-2, -1)) for v in flips for k in range(4)]
+
+
+def _mean_of_views(parts: list[torch.Tensor]) -> torch.Tensor:
+    """The mean over views, summed in sorted order: a turned or flipped image has the same
+    views in another order, and its mean is the same bit for bit."""
+    if len(parts) == 1:
+        return parts[0]
+    return torch.stack(parts).sort(dim=0).values.sum(dim=0) / len(parts)
 
 
 #: Rows of every forward pass on a CPU. Its kernels (MKL's GEMM, oneDNN's convolutions)
@@ -175,14 +184,9 @@ def embed(
             if x.shape[1] != 1:
                 raise SariseError(f"images have {x.shape[1]} channels, the model {model.in_chans}")
             x = x.expand(-1, model.in_chans, -1, -1)
-        f_sum = lg_sum = None
-        views = _views(x, invariant)
-        for v in views:
-            lg, f = _forward(model, v, fmt, rows, layout)
-            f_sum = f if f_sum is None else f_sum + f
-            lg_sum = lg if lg_sum is None else lg_sum + lg
-        feats.append((f_sum / len(views)).cpu().numpy())
-        logits.append((lg_sum / len(views)).cpu().numpy())
+        outs = [_forward(model, v, fmt, rows, layout) for v in _views(x, invariant)]
+        logits.append(_mean_of_views([o[0] for o in outs]).cpu().numpy())
+        feats.append(_mean_of_views([o[1] for o in outs]).cpu().numpy())
     if not feats:
         return (np.zeros((0, model.num_features), np.float32),
                 np.zeros((0, model.num_classes), np.float32))  # fmt: skip

@@ -206,7 +206,12 @@ def test_report_is_one_self_contained_page(run, tree, tmp_path):
     from sarise.viewer.report import write_report
 
     tree.child("root", {"query": "group == 'p4'"})
+    # an earlier report of the folder had more clusters and another node; a user's file
+    (tmp_path / "report").mkdir()
+    for name in ("cluster-99.png", "node-gone.png", "map-old.png", "notes.txt"):
+        (tmp_path / "report" / name).write_bytes(b"old")
     page = write_report(run, tmp_path / "report").read_text()
+    assert (tmp_path / "report" / "notes.txt").read_bytes() == b"old"
     pngs = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
     assert {"mosaic.png", "groups.png", "map-predicted_group.png", "map-group.png"} <= set(pngs)
     assert page.count("data:image/png;base64,") == len(pngs) and 'src="http' not in page

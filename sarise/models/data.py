@@ -43,14 +43,19 @@ def standardize(x: torch.Tensor | np.ndarray, eps: float = 1e-6):
     >>> x.round(4).tolist()
     [[-1.0, 1.0]]
     """
+    # the statistics in float64, rounded to float32: the order of a float32 sum (which a
+    # turned or flipped copy of an image changes) moves them by an ulp, and in bfloat16
+    # that ulp flips roundings all through the network
     if isinstance(x, np.ndarray):
         x = x.astype(np.float32, copy=False)
-        mean = x.mean(axis=(-2, -1), keepdims=True)
-        std = x.std(axis=(-2, -1), keepdims=True)
-        return (x - mean) / (std + eps)
+        x64 = x.astype(np.float64)
+        mean = x64.mean(axis=(-2, -1), keepdims=True).astype(np.float32)
+        std = x64.std(axis=(-2, -1), keepdims=True).astype(np.float32)
+        return (x - mean) / (std + np.float32(eps))
     x = x.float()
-    mean = x.mean(dim=(-2, -1), keepdim=True)
-    std = x.std(dim=(-2, -1), keepdim=True, correction=0)
+    x64 = x.double()
+    mean = x64.mean(dim=(-2, -1), keepdim=True).float()
+    std = x64.std(dim=(-2, -1), keepdim=True, correction=0).float()
     return (x - mean) / (std + eps)
 
 

@@ -327,4 +327,19 @@ confidence {summary["median_confidence"]:.2f}.</p>
     tmp = path.with_name("report.html.partial")
     tmp.write_text(body)
     os.replace(tmp, path)
+    _prune(out, {p for _, p in (*pngs, *node_maps, *clusters)} | {path})
     return path
+
+
+#: The files a report writes; what matches these and this report did not write is an
+#: earlier report's (more clusters or nodes then) and goes, so the folder is the report.
+_REPORT_FILES = ("mosaic.png", "groups.png", "map-*.png", "node-*.png", "cluster-*.png",
+                 "*.partial", "*.partial.png")  # fmt: skip
+
+
+def _prune(out: Path, written: set[Path]) -> None:
+    keep = {p.name for p in written}
+    for pattern in _REPORT_FILES:
+        for stale in out.glob(pattern):
+            if stale.name not in keep and stale.is_file():
+                stale.unlink()
