@@ -221,9 +221,14 @@ def evaluate_cmd(
     folder: Annotated[
         Path | None, typer.Option(help="Labelled images laid out as <group>/<image file>.")
     ] = None,
-    tile: Annotated[
-        bool, typer.Option(help="Tile folder images at native resolution instead of cropping.")
-    ] = False,
+    fit: Annotated[
+        str,
+        typer.Option(
+            help="How folder images become inputs: auto (the scale from each image's lattice), "
+            "crop (the whole image resampled) or tile (native-resolution tiles)."
+        ),
+    ] = "auto",
+    tile: Annotated[bool, typer.Option(help="The same as --fit tile.")] = False,
     only: Annotated[
         list[str] | None,
         typer.Option(
@@ -238,7 +243,13 @@ def evaluate_cmd(
 
     started = time.time()
     cfg = load_config(config)
-    report = evaluate(model, out, test=test, folder=folder, folder_mode="tile" if tile else "crop",
+    from sarise.evaluate import FOLDER_MODES
+
+    if fit not in FOLDER_MODES:
+        raise typer.BadParameter(
+            f"one of {', '.join(FOLDER_MODES)}, not {fit!r}", param_hint="--fit"
+        )
+    report = evaluate(model, out, test=test, folder=folder, folder_mode="tile" if tile else fit,
                       config=cfg.evaluate,
                       sets=only or ("test", "ood", "noise", "invariance", "simulated"),
                       show_progress=progress)  # fmt: skip

@@ -30,11 +30,20 @@ from sarise.config import MOTIF_SOURCES, EvaluateConfig, SymmetryConfig
 from sarise.errors import SariseError
 from sarise.models.export import load_model
 
-__all__ = ["FAMILIES", "IMAGE_SUFFIXES", "evaluate", "predict", "read_labelled_folder"]
+__all__ = [
+    "FAMILIES",
+    "FOLDER_MODES",
+    "IMAGE_SUFFIXES",
+    "evaluate",
+    "predict",
+    "read_labelled_folder",
+]
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+#: How ``--folder`` images become model inputs (:func:`read_labelled_folder`).
+FOLDER_MODES = ("auto", "crop", "tile")
 
 
 #: The crystal family (lattice system) of each plane group: what a lattice alone tells,
@@ -113,16 +122,19 @@ def _read_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_labelled_folder(
-    folder: str | Path, size: int, classes: list[str], *, mode: str = "crop"
+    folder: str | Path, size: int, classes: list[str], *, mode: str = "auto"
 ) -> tuple[list[np.ndarray], np.ndarray, list[str], list[tuple[str, str]]]:
     """Read ``<folder>/<group>/<image>`` files as model inputs, never distorted.
 
     Parameters
     ----------
-    mode : {'crop', 'tile'}
+    mode : {'auto', 'crop', 'tile'}
         ``crop``: the centred square of the shorter side, resampled isotropically to
         ``size``. ``tile``: non-overlapping ``size`` tiles at native resolution (an image
         smaller than ``size`` falls back to ``crop``); the prediction averages them.
+        ``auto``: the scale from the image's own lattice (:func:`sarise.preprocess.fit_cells`):
+        ``crop`` where the cells stay large enough, else tiles of the image resampled to
+        16 px cells.
 
     Returns
     -------
@@ -164,8 +176,12 @@ def _read_grey(path: Path) -> np.ndarray:
 
 
 def _image_tiles(a: np.ndarray, size: int, mode: str) -> np.ndarray:
-    from sarise.preprocess import fit_square, tiles
+    from sarise.preprocess import fit_cells, fit_square, tiles
 
+    if mode not in FOLDER_MODES:
+        raise ValueError(f"mode must be one of {', '.join(FOLDER_MODES)}, got {mode!r}")
+    if mode == "auto":
+        return fit_cells(a, size)[0].astype(np.float32)
     if mode == "tile" and min(a.shape) >= size:
         return tiles(a, size)[0].astype(np.float32)
     return fit_square(a, size, "crop")[None].astype(np.float32)
@@ -231,7 +247,7 @@ def evaluate(
     *,
     test: str | Path | None = None,
     folder: str | Path | None = None,
-    folder_mode: str = "crop",
+    folder_mode: str = "auto",
     config: EvaluateConfig | None = None,
     test_per_group: int = 64,
     sets: Iterable[str] = ("test", "ood", "noise", "invariance", "simulated"),

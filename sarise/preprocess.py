@@ -3,7 +3,8 @@
 Small functions on 2-D float arrays (``data[y, x]``), composed by ingest in this order:
 :func:`plane_flatten` and/or :func:`line_flatten`, :func:`clip_percentiles`,
 :func:`scale_unit`, then :func:`fit_square` (crop or pad, the aspect ratio kept: a
-distorting resize would change the lattice angles) or :func:`tiles`, and
+distorting resize would change the lattice angles), :func:`tiles`, or :func:`fit_cells`
+(the scale chosen from the image's own lattice), and
 :func:`thumbnail` for the viewer. NaN pixels (incomplete scans) are ignored by the fits
 and statistics and set to the image's median before scaling.
 """
@@ -22,6 +23,7 @@ __all__ = [
     "check_values",
     "clip_percentiles",
     "fill_nan",
+    "fit_cells",
     "fit_square",
     "line_flatten",
     "plane_flatten",
@@ -217,6 +219,58 @@ def fit_square(image: np.ndarray, size: int, mode: str = "crop", fill: float = 0
     from skimage.transform import resize
 
     return resize(a, (size, size), order=1, anti_aliasing=s > size, preserve_range=True)
+
+
+#: Cell sizes (px) the model sees well: those of its training images (6-42 px at 128 px)
+#: less their extremes. :func:`fit_cells` brings lattices outside them to :data:`CELL_TARGET`.
+CELL_RANGE = (8.0, 32.0)
+CELL_TARGET = 16.0
+
+
+def fit_cells(image: np.ndarray, size: int, *, max_tiles: int = 16, max_zoom: float = 2.0):
+    """``size`` x ``size`` views of ``image`` at a scale chosen from its own lattice, and
+    the zoom factor (view pixels per image pixel).
+
+    An atomic lattice of a large scan (a 1024 px STEM image with 10 px cells) shrinks to
+    2-3 px cells, below what any model resolves, when the whole image is resampled to
+    ``size``; a coarse pattern cut into native tiles keeps one cell per tile. Here the cell
+    size is measured first (:func:`sarise.symmetry_measure.cell_size_px`). Where the whole
+    image, cropped to a square and resampled to ``size`` (:func:`fit_square`), has cells
+    of :data:`CELL_RANGE` px or larger, or no lattice is found, that one view is returned.
+    Otherwise the image is resampled so that a cell is :data:`CELL_TARGET` px (never
+    enlarged more than ``max_zoom`` times) and cut into non-overlapping tiles, the
+    ``max_tiles`` nearest the centre.
+
+    Returns
+    -------
+    views : ndarray ``[k, size, size]`` float64
+    zoom : float
+
+    >>> y, x = np.mgrid[:1024, :1024] * (2 * np.pi / 8)    # 8 px cells, 128 across
+    >>> views, zoom = fit_cells(np.cos(x) + np.cos(y), 128)
+    >>> views.shape, zoom                                     # 16 px cells in the views
+    ((16, 128, 128), 2.0)
+    >>> y, x = np.mgrid[:512, :512] * (2 * np.pi / 128)     # 4 cells across
+    >>> fit_cells(np.cos(x) + np.cos(y), 128)[1]              # the whole image
+    0.25
+    """
+    from sarise.symmetry_measure import cell_size_px
+
+    a = np.asarray(image, dtype=np.float64)
+    whole = size / min(a.shape)
+    cell = cell_size_px(a)
+    if cell is None or cell * whole >= CELL_RANGE[0]:
+        return fit_square(a, size, "crop")[None], whole
+    zoom = min(CELL_TARGET / cell, max_zoom)
+    h, w = (max(size, round(n * zoom)) for n in a.shape)
+    if (h, w) != a.shape:
+        from skimage.transform import resize
+
+        a = resize(a, (h, w), order=1, anti_aliasing=zoom < 1, preserve_range=True)
+    views, corners = tiles(a, size)
+    centre = np.array([h - size, w - size]) / 2
+    nearest = np.argsort(((corners - centre) ** 2).sum(1), kind="stable")[:max_tiles]
+    return views[np.sort(nearest)], zoom
 
 
 def tiles(image: np.ndarray, size: int, stride: int | None = None):

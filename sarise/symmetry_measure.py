@@ -38,6 +38,7 @@ __all__ = [
     "SCORE_COLUMNS",
     "THRESHOLD",
     "Measurement",
+    "cell_size_px",
     "combined_log_probabilities",
     "measure",
     "measured_classes",
@@ -422,22 +423,11 @@ def measure(image, *, xp=np, smooth: float | None = None, threshold: float = THR
     threshold, reflection_threshold : float
         The scores at which a rotation, and a mirror or glide, count as present.
     """
-    img = xp.asarray(image)
-    n = min(img.shape)
-    y0, x0 = (img.shape[0] - n) // 2, (img.shape[1] - n) // 2
-    img = img[y0 : y0 + n, x0 : x0 + n]
-    sigma = n / 256.0 if smooth is None else smooth
-    a_img = _prepare(img, xp, sigma)
-    if not np.isfinite(float(a_img.sum())) or float(a_img.std()) == 0:
-        return Measurement(False)
-    found = _lattice(_autocorrelation(a_img, xp), min_peak)
-    if found is None:
-        # a lattice on a background (an island, a terrace, a tilt): band-pass and retry
-        a_img = _prepare(_highpass(xp.asarray(img, dtype=xp.float64), xp, n / 24.0), xp, sigma)
-        found = _lattice(_autocorrelation(a_img, xp), min_peak, relaxed=True)
+    found = _find_lattice(image, xp, smooth, min_peak)
     if found is None:
         return Measurement(False)
-    a, b, confidence = found
+    a_img, (a, b, confidence) = found
+    n = a_img.shape[0]
     family, lines = _family(a, b)
     radius = max(4, n // 4)
     corr = _Correlator(a_img, xp, radius)
@@ -475,6 +465,45 @@ def measure(image, *, xp=np, smooth: float | None = None, threshold: float = THR
     m = Measurement(True, a, b, confidence, family, scores)
     _decide(m, lines, threshold, reflection_threshold)
     return m
+
+
+def _find_lattice(image, xp, smooth: float | None, min_peak: float):
+    """``(prepared centred square, (a, b, confidence))`` or None: step 1 of :func:`measure`."""
+    img = xp.asarray(image)
+    n = min(img.shape)
+    y0, x0 = (img.shape[0] - n) // 2, (img.shape[1] - n) // 2
+    img = img[y0 : y0 + n, x0 : x0 + n]
+    sigma = n / 256.0 if smooth is None else smooth
+    a_img = _prepare(img, xp, sigma)
+    if not np.isfinite(float(a_img.sum())) or float(a_img.std()) == 0:
+        return None
+    found = _lattice(_autocorrelation(a_img, xp), min_peak)
+    if found is None:
+        # a lattice on a background (an island, a terrace, a tilt): band-pass and retry
+        a_img = _prepare(_highpass(xp.asarray(img, dtype=xp.float64), xp, n / 24.0), xp, sigma)
+        found = _lattice(_autocorrelation(a_img, xp), min_peak, relaxed=True)
+    return None if found is None else (a_img, found)
+
+
+def cell_size_px(image, *, max_side: int = 512, xp=np) -> float | None:
+    """The longer of the two shortest lattice vectors of ``image`` in its own pixels (the
+    cell's size), or None where :func:`measure` would find no lattice. Images larger than
+    ``max_side`` are measured on their centred ``max_side`` square: the lattice is the
+    same everywhere, and the FFTs stay small.
+
+    >>> y, x = np.mgrid[:300, :300] * (2 * np.pi / 20)
+    >>> round(cell_size_px(np.cos(x) + np.cos(y)), 1)
+    20.0
+    """
+    a = xp.asarray(image, dtype=xp.float64)
+    h, w = a.shape
+    n = min(h, w, max_side)
+    a = a[(h - n) // 2 : (h - n) // 2 + n, (w - n) // 2 : (w - n) // 2 + n]
+    found = _find_lattice(a, xp, 0.5, MIN_PEAK)
+    if found is None:
+        return None
+    _, (va, vb, _) = found
+    return float(max(np.linalg.norm(va), np.linalg.norm(vb)))
 
 
 def _translation_score(ident: np.ndarray, offset: float, a: np.ndarray, b: np.ndarray) -> float:

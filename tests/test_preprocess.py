@@ -4,6 +4,7 @@ import pytest
 from sarise.preprocess import (
     clip_percentiles,
     fill_nan,
+    fit_cells,
     fit_square,
     line_flatten,
     plane_flatten,
@@ -140,3 +141,40 @@ def test_flatten_auto_levels_topography_only():
                             ("tiff", "HAADF", ""), ("image", "intensity", ""),
                             ("spm", "Deflection Error", "V")]:  # fmt: skip
         assert auto_flatten(fmt, name, unit) == "none", name
+
+
+def _lattice(shape, cell, angle=0.3, seed=0):
+    """A hexagonal pattern of ``cell`` px at an angle, with a little noise."""
+    y, x = np.mgrid[: shape[0], : shape[1]].astype(float)
+    img = np.zeros(shape)
+    for k in range(3):
+        t = angle + k * np.pi / 3
+        img += np.cos(2 * np.pi / (cell * np.sqrt(3) / 2) * (x * np.cos(t) + y * np.sin(t)))
+    return img + 0.1 * np.random.default_rng(seed).standard_normal(shape)
+
+
+@pytest.mark.parametrize("shape", [(1024, 1024), (700, 1200)])
+def test_fit_cells_zooms_small_cells_to_what_the_model_sees(shape):
+    from sarise.symmetry_measure import cell_size_px
+
+    img = _lattice(shape, 6.0)
+    assert cell_size_px(img) == pytest.approx(6.0, rel=0.05)
+    views, zoom = fit_cells(img, 128)
+    # a crop resampled to 128 px would leave cells of about 1 px; here they are 16 px
+    assert zoom == pytest.approx(16 / 6, rel=0.06) or zoom == 2.0
+    assert views.shape[1:] == (128, 128) and 4 <= len(views) <= 16
+    for v in views[:3]:
+        assert cell_size_px(v) == pytest.approx(6.0 * zoom, rel=0.06)
+
+
+def test_fit_cells_keeps_the_whole_image_where_cells_are_large_enough_or_absent():
+    big = _lattice((512, 512), 64.0)
+    views, zoom = fit_cells(big, 128)
+    assert len(views) == 1 and zoom == 0.25
+    np.testing.assert_array_equal(views[0], fit_square(big, 128))
+    noise = np.random.default_rng(1).standard_normal((600, 600))
+    views, zoom = fit_cells(noise, 128)
+    assert len(views) == 1 and zoom == pytest.approx(128 / 600)
+    # a small image with fine cells is enlarged (at most twice), never cut to nothing
+    views, zoom = fit_cells(_lattice((130, 130), 5.0), 128)
+    assert zoom == 2.0 and len(views) == 4

@@ -109,6 +109,22 @@ def test_images_are_cropped_or_tiled_never_distorted():
     np.testing.assert_array_equal(tiles[5], a[50:100, 105:155])
     small = _image_tiles(a, 200, "tile")  # too small to tile: square crop, scaled
     assert small.shape == (1, 200, 200)
+    # auto: no lattice in a ramp, so the whole image; a fine lattice, tiles at its scale
+    np.testing.assert_array_equal(_image_tiles(a, 100, "auto"), crop)
+    y, x = np.mgrid[:400, :400] * (2 * np.pi / 5)
+    fine = _image_tiles(np.cos(x) + np.cos(y), 100, "auto")  # 5 px cells -> 10 px
+    assert fine.shape == (16, 100, 100)
+    with pytest.raises(ValueError, match="mode must be one of auto, crop, tile"):
+        _image_tiles(a, 100, "stretch")
+
+
+def test_evaluate_refuses_an_unknown_fit(tmp_path, cli_env):
+    res = subprocess.run(
+        [sys.executable, "-m", "sarise.cli", "evaluate", str(tmp_path / "out"),
+         "--folder", str(tmp_path), "--fit", "stretch"],
+        env=cli_env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert res.returncode == 2 and "--fit" in res.stderr and "stretch" in res.stderr
 
 
 def test_folder_without_images_is_an_error(tmp_path):
