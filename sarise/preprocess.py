@@ -11,6 +11,7 @@ and statistics and set to the image's median before scaling.
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -262,6 +263,10 @@ def fit_cells(image: np.ndarray, size: int, *, max_tiles: int = 16, max_zoom: fl
     if cell is None or cell * whole >= CELL_RANGE[0]:
         return fit_square(a, size, "crop")[None], whole
     zoom = min(CELL_TARGET / cell, max_zoom)
+    # only the centre can give tiles: a 4096 px scan is never resampled whole
+    reach = math.ceil(math.ceil(math.sqrt(max_tiles)) * size / zoom) + 2
+    y0, x0 = (max(0, (n - reach) // 2) for n in a.shape)
+    a = a[y0 : y0 + reach, x0 : x0 + reach]
     h, w = (max(size, round(n * zoom)) for n in a.shape)
     if (h, w) != a.shape:
         from skimage.transform import resize
