@@ -3,7 +3,7 @@
 tiles) and ``auto`` (the scale from each image's own lattice, :func:`sarise.preprocess.fit_cells`).
 
     python benchmarks/bench_folder_fit.py [--per-crystal 12] [--size 512] [--cells 4 96]
-                                          [--model M] [--keep DIR]
+                                          [--fits crop tile auto] [--model M] [--keep DIR]
 
 Real atomic-resolution scans are large (512-2048 px) and their cells span any size, from
 a few pixels (a wide STEM field of view) to a tenth of the image (a zoomed-in STM scan).
@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--cells", type=float, nargs=2, default=[4.0, 96.0])
     ap.add_argument("--model", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fits", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--keep", type=Path, default=None, help="write the folder here and keep it")
     args = ap.parse_args()
     from sarise.evaluate import FAMILIES, evaluate
@@ -71,7 +72,7 @@ def main() -> None:
                  for lo, hi in zip([cells.min(), *edges], [*edges, cells.max()], strict=True)]  # fmt: skip
         print("| " + " | ".join(head) + " | s |")
         print("|" + " --- |" + " ---: |" * (len(head)))
-        for mode in MODES:
+        for mode in args.fits:
             t0 = time.perf_counter()
             report = evaluate(args.model, base / f"report-{mode}", folder=folder, sets=[],
                               folder_mode=mode, show_progress=False)  # fmt: skip
