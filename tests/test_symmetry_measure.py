@@ -183,6 +183,14 @@ def test_extract_measures_symmetry_into_the_feature_store_queryable(wallpaper_ru
     assert "<h2>Measured symmetry</h2>" in page
     assert f"{int(found_any := (order > 0).sum())} of {len(order)} images hold a lattice" in page
     assert found_any > 0 and "<th>6-fold</th>" in page and "lies in the measured lattice" in page
+    # the viewer and the report colour by the best group first: the combined one
+    from sarise.viewer.data import RunData
+
+    data = RunData(run)
+    assert data.group_column == "combined_group" == data.categories[0]
+    assert "predicted_group" in data.categories
+    assert len(set(data.categories)) == len(data.categories)
+    assert (tmp_path / "report" / "map-combined_group.png").exists()
     # a store made without it is refused, not mixed; and without it there is no such map
     with pytest.raises(Exception, match="another model or preprocessing"):
         extract(run / "store", run / "features.zarr", show_progress=False)

@@ -251,7 +251,7 @@ def _gallery(data: RunData, ids, title: str, distances=None, channel: int = 0) -
 
 #: What the image panel lists about an image, when the run has it.
 PANEL_COLUMNS = ("path", "channel", "format", "instrument", "material", "sample", "operator",
-                 "date", "imaging_mode", "scan_size_um", "predicted_group", "top3",
+                 "date", "imaging_mode", "scan_size_um", "combined_group", "predicted_group", "top3",
                  "rotation_order", "lattice_family", "lattice_a_nm", "symmetry_group")  # fmt: skip
 
 
@@ -406,7 +406,7 @@ def make_document(doc, data: RunData, datashade_min: int = DATASHADE_MIN) -> Non
     neighbours = Div(name="neighbours_gallery", sizing_mode="stretch_width")
     panel = Div(name="image_panel", sizing_mode="stretch_width")
     message = Div(name="message", styles={"color": "#a00"})
-    colour = Select(title="colour by", value="predicted_group", name="colour",
+    colour = Select(title="colour by", value=data.group_column, name="colour",
                     options=[*data.categories, "cluster", *data.numeric])  # fmt: skip
     # a fixed box (scrolling inside): a legend growing after layout never covers the buttons
     legend = Div(name="legend", width=370, height=170,

@@ -85,7 +85,13 @@ class RunData:
         self.meta["predicted_group"] = groups[top[:, 0]]
         self.meta["top3"] = [", ".join(f"{groups[j]} {probs[i, j]:.2f}" for j in t)
                              for i, t in enumerate(top)]  # fmt: skip
-        self.categories = ["predicted_group", *category_columns(self.meta.drop(columns=["name", "top3", "predicted_group"]))]  # fmt: skip
+        # each image's best group, the first colouring: the model and the measurement
+        # combined where extract measured symmetry (extract.symmetry), else the model's
+        self.group_column = "combined_group" if "combined_group" in self.meta else "predicted_group"
+        groups_first = list(dict.fromkeys([self.group_column, "predicted_group"]))
+        self.categories = [self.group_column,
+                           *category_columns(self.meta.drop(columns=["name", "top3", *groups_first])),
+                           *groups_first[1:]]  # fmt: skip
         self.meta["confidence"] = probs[np.arange(len(probs)), top[:, 0]].astype(float)
         if "scan_size_x_m" in self.meta:
             self.meta["scan_size_um"] = pd.to_numeric(self.meta["scan_size_x_m"],

@@ -119,7 +119,7 @@ def cluster_galleries(data: RunData, members: pd.DataFrame, out: Path, limit: in
         for j, th in enumerate(thumbs):
             canvas[:, j * (t + 2) : j * (t + 2) + t] = th
         parts = [f"cluster {label}: {n} images"]
-        for col in ("predicted_group", *[c for c in data.categories[1:3] if c in table]):
+        for col in [c for c in data.categories[:3] if c in table]:
             top = table[col].iloc[at].dropna().astype(str).value_counts(normalize=True).iloc[:3]
             if len(top):
                 parts.append(f"{col} " + ", ".join(f"{v} {f:.0%}" for v, f in top.items()))
@@ -284,8 +284,8 @@ def write_report(run: str | Path, out: str | Path | None = None, *, config=None)
     # every other node of the tree, by predicted group, two to a row
     nodes = [n for n in tree.ids() if n != ROOT]
     node_maps = [(f"Node {node} ({tree.info(node)['n']} images, parent "
-                  f"{tree.info(node)['parent']}) by predicted group",
-                  scatter(data, tree.members(node), "predicted_group", out / f"node-{node}.png",
+                  f"{tree.info(node)['parent']}) by {data.group_column}",
+                  scatter(data, tree.members(node), data.group_column, out / f"node-{node}.png",
                           size=(5.5, 4.2)))
                  for node in nodes[:MAX_NODE_MAPS]]  # fmt: skip
     clusters = cluster_galleries(data, members, out)
