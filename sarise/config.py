@@ -397,8 +397,15 @@ class IngestConfig(_Model):
 
     size: int = Field(128, ge=16, le=4096)
     """Edge of the stored images (the model's input size)."""
-    fit: Literal["crop", "pad", "tile"] = "crop"
-    """Square images without distortion: centred crop, pad, or native-resolution tiles."""
+    fit: Literal["auto", "crop", "pad", "tile"] = "auto"
+    """Square images without distortion. ``auto``: the scale from each file's own lattice
+    (:func:`sarise.preprocess.fit_cells`, as ``sarise evaluate --fit auto``): the centred
+    crop where its cells stay >= ``size`` / 16 px (8 at 128) or no lattice is found, else
+    up to 16 tiles of the image rescaled to ``size`` / 8 px cells (an atomic lattice never
+    shrinks to a blur).
+    ``crop``: the centred square resampled to ``size``; ``pad``: the whole image padded
+    to a square; ``tile``: native-resolution tiles. Each image's ``zoom`` (stored pixels
+    per file pixel) is in the metadata."""
     dtype: Literal["float32", "float16"] = "float16"
     chunk: int = Field(64, ge=1, le=4096)
     """Images per Zarr chunk and files per task (a chunk of ``size`` px images is held in

@@ -227,17 +227,25 @@ def prepare_file(path: Path, cfg: IngestConfig, known: frozenset[str], root: Pat
             except ValueError as exc:  # non-finite or flat: the file fails, naming the channel
                 raise SariseError(f"channel {c.name}: {exc}") from None
         stack = np.stack(channels)
+        side = min(stack.shape[1:]) if cfg.fit != "pad" else max(stack.shape[1:])
+        zoom = cfg.size / side  # stored pixels per file pixel
         if cfg.fit == "tile":
             per = [pp.tiles(c, cfg.size) for c in stack]
             images = np.stack([p[0] for p in per], axis=1)
-            corners = per[0][1]
+            corners, zoom = per[0][1], 1.0
             if len(images) == 0:
                 raise SariseError(f"smaller than one {cfg.size} px tile ({stack.shape[1:]})")
+        elif cfg.fit == "auto":  # the first channel's lattice sets the scale of all
+            cells = pp.cell_zoom(stack[0], cfg.size)
+            per = [pp.views_at_zoom(c, cfg.size, cells) for c in stack]
+            images = np.stack([p[0] for p in per], axis=1)
+            corners, zoom = per[0][1], zoom if cells is None else cells
         else:
             images = np.stack([pp.fit_square(c, cfg.size, cfg.fit) for c in stack])[None]
             corners = np.full((1, 2), -1)
         row = metadata_row(scan, root=root, sha256=sha)
         row["channel"] = ";".join(c.name for c in chosen)
+        row["zoom"] = float(zoom)
         rows = [{"image_id": image_id(sha, t), **row, "tile": t} for t in range(len(images))]
         thumbs = np.stack([[_pad_thumb(pp.thumbnail(c, cfg.thumbnail), cfg.thumbnail) for c in im]
                            for im in images])  # fmt: skip

@@ -222,10 +222,11 @@ def fit_square(image: np.ndarray, size: int, mode: str = "crop", fill: float = 0
     return resize(a, (size, size), order=1, anti_aliasing=s > size, preserve_range=True)
 
 
-#: Cell sizes (px) the model sees well: those of its training images (6-42 px at 128 px)
-#: less their extremes. :func:`fit_cells` brings lattices outside them to :data:`CELL_TARGET`.
-CELL_RANGE = (8.0, 32.0)
-CELL_TARGET = 16.0
+#: Cell sizes the model sees well, as fractions of its input: those of its training images
+#: (6-42 px at 128 px) less their extremes, 8-32 px at 128 px. :func:`fit_cells` brings
+#: lattices below them to :data:`CELL_TARGET` (16 px at 128 px).
+CELL_RANGE = (1 / 16, 1 / 4)
+CELL_TARGET = 1 / 8
 
 
 def fit_cells(image: np.ndarray, size: int, *, max_tiles: int = 16, max_zoom: float = 2.0):
@@ -235,12 +236,8 @@ def fit_cells(image: np.ndarray, size: int, *, max_tiles: int = 16, max_zoom: fl
     An atomic lattice of a large scan (a 1024 px STEM image with 10 px cells) shrinks to
     2-3 px cells, below what any model resolves, when the whole image is resampled to
     ``size``; a coarse pattern cut into native tiles keeps one cell per tile. Here the cell
-    size is measured first (:func:`sarise.symmetry_measure.cell_size_px`). Where the whole
-    image, cropped to a square and resampled to ``size`` (:func:`fit_square`), has cells
-    of :data:`CELL_RANGE` px or larger, or no lattice is found, that one view is returned.
-    Otherwise the image is resampled so that a cell is :data:`CELL_TARGET` px (never
-    enlarged more than ``max_zoom`` times) and cut into non-overlapping tiles, the
-    ``max_tiles`` nearest the centre.
+    size is measured first (:func:`cell_zoom`), then the views are cut
+    (:func:`views_at_zoom`).
 
     Returns
     -------
@@ -255,18 +252,40 @@ def fit_cells(image: np.ndarray, size: int, *, max_tiles: int = 16, max_zoom: fl
     >>> fit_cells(np.cos(x) + np.cos(y), 128)[1]              # the whole image
     0.25
     """
+    zoom = cell_zoom(image, size, max_zoom=max_zoom)
+    views, _ = views_at_zoom(image, size, zoom, max_tiles=max_tiles)
+    return views, size / min(np.shape(image)) if zoom is None else zoom
+
+
+def cell_zoom(image: np.ndarray, size: int, *, max_zoom: float = 2.0) -> float | None:
+    """The zoom (view pixels per image pixel) that brings ``image``'s lattice cells to
+    :data:`CELL_TARGET` of ``size``, or None where the whole image, cropped to a square
+    and resampled to ``size`` (:func:`fit_square`), already has cells of
+    ``CELL_RANGE[0] * size`` px or larger, or no lattice is found
+    (:func:`sarise.symmetry_measure.cell_size_px`).
+    Never more than ``max_zoom``: a lattice of 2 px cells is enlarged, not invented."""
     from sarise.symmetry_measure import cell_size_px
 
     a = np.asarray(image, dtype=np.float64)
-    whole = size / min(a.shape)
     cell = cell_size_px(a)
-    if cell is None or cell * whole >= CELL_RANGE[0]:
-        return fit_square(a, size, "crop")[None], whole
-    zoom = min(CELL_TARGET / cell, max_zoom)
-    # only the centre can give tiles: a 4096 px scan is never resampled whole
+    if cell is None or cell * size / min(a.shape) >= CELL_RANGE[0] * size:
+        return None
+    return min(CELL_TARGET * size / cell, max_zoom)
+
+
+def views_at_zoom(image: np.ndarray, size: int, zoom: float | None, *, max_tiles: int = 16):
+    """The views of ``image`` at ``zoom`` (:func:`cell_zoom`) and their corners in image
+    pixels: ``None`` gives the whole image (:func:`fit_square`, corner ``(-1, -1)``); a
+    zoom gives the ``max_tiles`` non-overlapping ``size`` px tiles nearest the centre of
+    the image resampled by it, in row order. Only the centre is resampled: a 4096 px scan
+    never is whole."""
+    a = np.asarray(image, dtype=np.float64)
+    if zoom is None:
+        return fit_square(a, size, "crop")[None], np.full((1, 2), -1, np.int64)
     reach = math.ceil(math.ceil(math.sqrt(max_tiles)) * size / zoom) + 2
     y0, x0 = (max(0, (n - reach) // 2) for n in a.shape)
     a = a[y0 : y0 + reach, x0 : x0 + reach]
+    crop = np.array(a.shape)
     h, w = (max(size, round(n * zoom)) for n in a.shape)
     if (h, w) != a.shape:
         from skimage.transform import resize
@@ -274,8 +293,9 @@ def fit_cells(image: np.ndarray, size: int, *, max_tiles: int = 16, max_zoom: fl
         a = resize(a, (h, w), order=1, anti_aliasing=zoom < 1, preserve_range=True)
     views, corners = tiles(a, size)
     centre = np.array([h - size, w - size]) / 2
-    nearest = np.argsort(((corners - centre) ** 2).sum(1), kind="stable")[:max_tiles]
-    return views[np.sort(nearest)], zoom
+    nearest = np.sort(np.argsort(((corners - centre) ** 2).sum(1), kind="stable")[:max_tiles])
+    at = np.round(corners[nearest] * crop / [h, w])
+    return views[nearest], (at + np.array([y0, x0])).astype(np.int64)
 
 
 def tiles(image: np.ndarray, size: int, stride: int | None = None):

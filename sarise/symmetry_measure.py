@@ -701,17 +701,30 @@ def combined_log_probabilities(logits, scores, classes=None, weights=COMBINED_WE
 
 def stored_pixel_nm(meta, size: int, fit: str) -> np.ndarray:
     """The size in nm of one stored pixel of each image (NaN where the file gave none):
-    a square crop (``crop``) or pad (``pad``) of the scan resampled to ``size``, or a tile
-    at native resolution (``tile``)."""
-    cols = ("pixel_size_x_m", "pixels_x", "pixels_y")
-    if any(c not in meta for c in cols):
-        return np.full(len(meta), np.nan)
-    px = meta["pixel_size_x_m"].to_numpy(np.float64) * 1e9
-    nx, ny = meta["pixels_x"].to_numpy(np.float64), meta["pixels_y"].to_numpy(np.float64)
-    if fit == "tile":
-        return px
-    side = np.minimum(nx, ny) if fit == "crop" else np.maximum(nx, ny)
-    return px * side / size
+    the file's pixel over the row's ``zoom`` (stored pixels per file pixel); in rows
+    stored before ingest recorded it, from ``fit``: a square crop (``crop``) or pad
+    (``pad``) of the scan resampled to ``size``, or a tile at native resolution (``tile``).
+
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"pixel_size_x_m": [1e-10] * 2, "pixels_x": [512] * 2,
+    ...                      "pixels_y": [256] * 2, "zoom": [2.0, None]})
+    >>> stored_pixel_nm(rows, 128, "crop").tolist()  # the second: 256 px cropped to 128
+    [0.05, 0.2]
+    """
+    import pandas as pd
+
+    n = len(meta)
+    if "pixel_size_x_m" not in meta:
+        return np.full(n, np.nan)
+    px = pd.to_numeric(meta["pixel_size_x_m"], errors="coerce").to_numpy(np.float64) * 1e9
+    zoom = (pd.to_numeric(meta["zoom"], errors="coerce").to_numpy(np.float64) if "zoom" in meta
+            else np.full(n, np.nan))  # fmt: skip
+    if fit != "auto" and "pixels_x" in meta and "pixels_y" in meta:
+        nx, ny = (pd.to_numeric(meta[c], errors="coerce").to_numpy(np.float64)
+                  for c in ("pixels_x", "pixels_y"))  # fmt: skip
+        side = np.minimum(nx, ny) if fit == "crop" else np.maximum(nx, ny)
+        zoom = np.where(np.isnan(zoom), 1.0 if fit == "tile" else size / side, zoom)
+    return px / zoom
 
 
 def run_columns(features_group, meta, preprocessing: dict):

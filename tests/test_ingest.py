@@ -6,6 +6,7 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sarise.config import IngestConfig
@@ -106,6 +107,47 @@ def test_real_files_and_tiles(shared_data, tmp_path):
         "hdf5": ["HeightRetrace"], "sxm": ["Z_fwd"]}  # fmt: skip
 
 
+def test_fit_auto_scales_each_file_by_its_own_lattice(tmp_path):
+    from PIL import Image
+
+    from sarise.symmetry_measure import stored_pixel_nm
+
+    y, x = np.mgrid[:512, :512].astype(float)
+    files = tmp_path / "files"
+    files.mkdir()
+    for name, cell in (("atoms.png", 8.0), ("domains.png", 128.0)):
+        img = np.cos(2 * np.pi * x / cell) + np.cos(2 * np.pi * y / cell)
+        Image.fromarray(((img + 2) / 4 * 255).round().astype(np.uint8)).save(files / name)
+    noise = np.random.default_rng(0).integers(0, 256, (300, 200), dtype=np.uint8)
+    Image.fromarray(noise).save(files / "noise.png")
+    cfg = IngestConfig(fit="auto", size=128, chunk=8, flatten="none")
+    summary = ingest([files], tmp_path / "s", config=cfg, workers=1, show_progress=False)
+    assert summary.failed == 0
+    store = ImageStore.open(tmp_path / "s")
+    assert store.attrs["preprocessing"]["fit"] == "auto"
+    meta = store.metadata()
+    name = meta["path"].to_numpy()
+    corners = store.array("tile_yx")[: len(meta)]
+    # 8 px cells would be 2 px in the whole image shrunk to 128 px: 16 tiles at 16 px cells
+    atoms = name == "atoms.png"
+    assert atoms.sum() == 16 and meta.loc[atoms, "zoom"].eq(2.0).all()
+    assert meta.loc[atoms, "tile"].tolist() == list(range(16))
+    assert (corners[atoms] >= 0).all() and (corners[atoms] + 64 <= 512).all()
+    assert len({tuple(c) for c in corners[atoms]}) == 16  # distinct, non-overlapping tiles
+    # four cells across, or no lattice at all: the whole image, as crop would store it
+    for whole, zoom in (("domains.png", 0.25), ("noise.png", 128 / 200)):
+        at = name == whole
+        assert at.sum() == 1 and meta.loc[at, "zoom"].iloc[0] == zoom
+        assert (corners[at] == -1).all()
+    # a stored pixel of a zoomed view is the file's pixel over the zoom
+    rows = pd.DataFrame({"pixel_size_x_m": [1e-10, 1e-10], "pixels_x": [512, 512],
+                         "pixels_y": [512, 512], "zoom": [2.0, 0.25]})  # fmt: skip
+    assert stored_pixel_nm(rows, 128, "auto").tolist() == [0.05, 0.4]
+    assert np.isnan(stored_pixel_nm(rows.drop(columns="zoom"), 128, "auto")).all()
+    # stores made before ingest recorded the zoom: from the fit alone
+    assert stored_pixel_nm(rows.drop(columns="zoom"), 128, "crop").tolist() == [0.4, 0.4]
+
+
 def test_listing_and_refusals(archive, tmp_path):
     root, _ = archive
     files = list_files([root])
@@ -135,7 +177,8 @@ def test_copies_are_stored_once_and_errors_are_not_repeated(archive, tmp_path):
     src = tmp_path / "src"
     shutil.copytree(root / "2014", src / "a")
     shutil.copytree(root / "2014", src / "b")  # a copied folder: same files twice
-    cfg = IngestConfig(size=32, chunk=3, max_failed_fraction=1.0)
+    # one image per file (no lattice's tiles): the counts below are of files
+    cfg = IngestConfig(size=32, fit="crop", chunk=3, max_failed_fraction=1.0)
     first = ingest([src], tmp_path / "s", config=cfg, workers=2, show_progress=False)
     n_files = len(list_files([src]))
     assert first.files == n_files and first.failed == 4
@@ -281,7 +324,7 @@ def test_reruns_on_a_changed_archive_replace_prune_and_restore(archive, tmp_path
     files = sorted(p for p in src.rglob("*") if p.is_file())
     changed, gone = files[0], files[1]
     out = tmp_path / "store"
-    cfg = IngestConfig(size=32, chunk=2)
+    cfg = IngestConfig(size=32, fit="crop", chunk=2)  # one image per file
 
     def run(*sources, prune=False):
         return ingest(list(sources), out, config=cfg, root=tmp_path, workers=1,

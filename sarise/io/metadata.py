@@ -56,17 +56,18 @@ DESCRIPTIVE = ("material", "sample", "operator", "date", "imaging_mode")
 #: Other names a sidecar may use for the descriptive columns.
 ALIASES = {"mode": "imaging_mode", "user": "operator"}
 
-_FLOAT = ("scan_size_x_m", "scan_size_y_m", "pixel_size_x_m", "pixel_size_y_m",
+_FLOAT = ("zoom", "scan_size_x_m", "scan_size_y_m", "pixel_size_x_m", "pixel_size_y_m",
           "drive_frequency_hz")  # fmt: skip
 _INT = ("image_id", "tile", "size_bytes", "pixels_x", "pixels_y")
 
 
 def schema():
-    """The Arrow schema of every ``metadata.parquet`` part: ``image_id``, ``tile`` and
+    """The Arrow schema of every ``metadata.parquet`` part: ``image_id``, ``tile``,
+    ``zoom`` (stored pixels per file pixel; null in stores made before it) and
     :data:`COLUMNS`, each with one type (a column no file filled is typed null-free)."""
     import pyarrow as pa
 
-    names = ("image_id", "tile", *COLUMNS)
+    names = ("image_id", "tile", "zoom", *COLUMNS)
     return pa.schema([(n, pa.int64() if n in _INT else pa.float64() if n in _FLOAT
                        else pa.string()) for n in names])  # fmt: skip
 

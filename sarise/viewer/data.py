@@ -23,7 +23,7 @@ KEY_COLUMNS = ("material", "sample", "grower", "substrate", "outcome", "format",
 
 
 #: Numeric columns that are bookkeeping, never offered as colourings.
-NOT_COLOURS = ("image_id", "tile", "size_bytes", "pixels_x", "pixels_y", "scan_size_x_m",
+NOT_COLOURS = ("image_id", "tile", "zoom", "size_bytes", "pixels_x", "pixels_y", "scan_size_x_m",
                "scan_size_y_m", "pixel_size_x_m", "pixel_size_y_m", "symmetry_group")  # fmt: skip
 
 
