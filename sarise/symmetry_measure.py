@@ -649,7 +649,7 @@ def score_table(scores: np.ndarray, pixel_nm: np.ndarray | None = None):
 #: :data:`MARGIN_SCALE`, clipped to [0, 1]). Fitted by maximum likelihood to the shipped
 #: model's logits and the measurement of 1,088 validation images of its two training
 #: recipes (``python benchmarks/bench_combined.py --fit``).
-COMBINED_WEIGHTS = (0.79, 1.54, 1.67)
+COMBINED_WEIGHTS = (0.82, 1.44, 1.67)
 MARGIN_SCALE = 1.0 - REFLECTION_THRESHOLD
 
 
