@@ -268,7 +268,7 @@ def cell_zoom(image: np.ndarray, size: int, *, max_zoom: float = 2.0) -> float |
 
     a = np.asarray(image, dtype=np.float64)
     cell = cell_size_px(a)
-    if cell is None or cell * size / min(a.shape) >= CELL_RANGE[0] * size:
+    if cell is None or cell / min(a.shape) >= CELL_RANGE[0]:
         return None
     return min(CELL_TARGET * size / cell, max_zoom)
 

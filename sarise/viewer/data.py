@@ -88,10 +88,9 @@ class RunData:
         # each image's best group, the first colouring: the model and the measurement
         # combined where extract measured symmetry (extract.symmetry), else the model's
         self.group_column = "combined_group" if "combined_group" in self.meta else "predicted_group"
-        groups_first = list(dict.fromkeys([self.group_column, "predicted_group"]))
-        self.categories = [self.group_column,
-                           *category_columns(self.meta.drop(columns=["name", "top3", *groups_first])),
-                           *groups_first[1:]]  # fmt: skip
+        rest = category_columns(self.meta.drop(columns=["name", "top3", "predicted_group",
+                                                        "combined_group"], errors="ignore"))  # fmt: skip
+        self.categories = list(dict.fromkeys([self.group_column, *rest, "predicted_group"]))
         self.meta["confidence"] = probs[np.arange(len(probs)), top[:, 0]].astype(float)
         if "scan_size_x_m" in self.meta:
             self.meta["scan_size_um"] = pd.to_numeric(self.meta["scan_size_x_m"],
