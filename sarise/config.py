@@ -504,8 +504,8 @@ class ExtractConfig(_Model):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto``: the GPU when the worker has one."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    """``auto``: bfloat16 autocast on a GPU and on CPUs with native bfloat16 (flags
-    ``avx512_bf16`` or ``amx_bf16``), float32 elsewhere; decided where the command runs
+    """``auto``: bfloat16 (weights and activations) on a GPU and on CPUs with native
+    bfloat16 (flags ``avx512_bf16`` or ``amx_bf16``), float32 elsewhere; decided where the command runs
     and recorded in the feature store (force ``bf16`` for GPU workers started from a CPU
     login node)."""
     symmetry: bool = False

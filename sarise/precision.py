@@ -1,6 +1,9 @@
-"""Which number format the network computes in: ``fp32`` or ``bf16`` (autocast).
+"""Which number format the network computes in: ``fp32`` or ``bf16``.
 
-``precision: auto`` (train, evaluate, extract, search) means bfloat16 autocast with
+Training runs bf16 as autocast (float32 master weights); inference (evaluate, extract,
+search) runs a BatchNorm-folded copy of the network in bfloat16
+(:func:`sarise.features.inference_model`).
+``precision: auto`` (train, evaluate, extract, search) means bfloat16 with
 ``channels_last`` where the hardware computes bfloat16 natively, float32 elsewhere:
 
 - a CUDA GPU: ``bf16``;

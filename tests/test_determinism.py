@@ -84,6 +84,31 @@ def test_the_weights_layout_is_fixed_by_embed(images):
     _same(embed(converted, images), embed(fresh, images), "the weights' memory layout")
 
 
+def test_embed_follows_changed_weights_and_leaves_the_model_as_it_was(images):
+    # embed runs a BatchNorm-folded copy of the model, built once: it must be rebuilt when
+    # the weights change (a training step, load_state_dict), and the model itself stays a
+    # trainable network with its BatchNorm, its layout and its mode
+    model, _ = load_model()
+    model.train()
+    x = images[:4]
+    before = embed(model, x)
+    assert model.training and model.conv1.weight.is_contiguous()
+    assert isinstance(model.bn1, torch.nn.BatchNorm2d) and model.conv1.bias is None
+    _same(before, embed(model, x), "a second call on the same weights")
+    with torch.no_grad():
+        model.layer1[0].conv1.weight.mul_(1.5)
+        model.bn1.running_mean.add_(0.1)
+    changed = embed(model, x)
+    assert not np.array_equal(changed[0], before[0])
+    fresh, _ = load_model()
+    with torch.no_grad():
+        fresh.layer1[0].conv1.weight.mul_(1.5)
+        fresh.bn1.running_mean.add_(0.1)
+    _same(changed, embed(fresh, x), "the same changed weights in a fresh model")
+    model.load_state_dict(load_model()[0].state_dict())
+    _same(before, embed(model, x), "the weights loaded back")
+
+
 def test_precision_auto_follows_the_cpu_and_bf16_stays_close_to_fp32(model, images):
     assert resolve("auto", "cuda") == "bf16"
     assert resolve("auto", "cpu") == ("bf16" if native_bf16() else "fp32")

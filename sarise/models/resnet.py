@@ -13,10 +13,13 @@ model for CPUs and a single-channel microscope input are the same code.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["ARCHS", "ResNet", "create_model", "resnet18", "resnet34", "resnet50"]
+__all__ = ["ARCHS", "ResNet", "create_model", "fold_batchnorm", "resnet18", "resnet34", "resnet50"]
 
 
 class BasicBlock(nn.Module):
@@ -165,6 +168,35 @@ def resnet34(**kwargs) -> ResNet:
 def resnet50(**kwargs) -> ResNet:
     """ResNet-50: bottlenecks (3, 4, 6, 3); 2048 features at width 64."""
     return ResNet(Bottleneck, (3, 4, 6, 3), **kwargs)
+
+
+def fold_batchnorm(model: ResNet) -> ResNet:
+    """A copy of ``model`` for inference, each BatchNorm folded into the convolution before it.
+
+    Every ``conv -> bn`` pair (stem, blocks, projection shortcuts) becomes one convolution
+    with a bias, computed with the BatchNorm's running statistics (its evaluation mode):
+    the same function up to rounding, one pass over the activations fewer per layer.
+    ``model`` itself is left as it is.
+
+    >>> model = resnet18(num_classes=17, width=8).eval()
+    >>> x = torch.randn(2, 1, 32, 32)
+    >>> folded = fold_batchnorm(model)
+    >>> torch.allclose(folded.forward_features(x), model.forward_features(x), atol=1e-5)
+    True
+    >>> any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    False
+    """
+    folded = copy.deepcopy(model).eval()
+    for module in folded.modules():
+        for i in (1, 2, 3):
+            conv, bn = getattr(module, f"conv{i}", None), getattr(module, f"bn{i}", None)
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                setattr(module, f"conv{i}", fuse_conv_bn_eval(conv, bn))
+                setattr(module, f"bn{i}", nn.Identity())
+        shortcut = getattr(module, "downsample", None)
+        if isinstance(shortcut, nn.Sequential) and isinstance(shortcut[1], nn.BatchNorm2d):
+            module.downsample = fuse_conv_bn_eval(shortcut[0], shortcut[1])
+    return folded
 
 
 ARCHS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
