@@ -139,8 +139,10 @@ def _autocorrelation(a, xp):
     ny, nx = a.shape
     f = xp.fft.rfft2(a, s=(2 * ny, 2 * nx))
     acf = xp.fft.irfft2(f * xp.conj(f), s=(2 * ny, 2 * nx))
-    ones = xp.fft.rfft2(xp.ones_like(a), s=(2 * ny, 2 * nx))
-    overlap = xp.fft.irfft2(ones * xp.conj(ones), s=(2 * ny, 2 * nx))
+    # the pixels that overlap at shift (dy, dx): (ny - |dy|) (nx - |dx|), in FFT order
+    dy = xp.minimum(xp.arange(2 * ny), 2 * ny - xp.arange(2 * ny))
+    dx = xp.minimum(xp.arange(2 * nx), 2 * nx - xp.arange(2 * nx))
+    overlap = (ny - dy)[:, None].astype(xp.float64) * (nx - dx)[None, :]
     acf = xp.fft.fftshift(acf / xp.maximum(overlap, 1.0))
     cy, cx = ny, nx
     hy, hx = ny // 2, nx // 2
@@ -159,32 +161,19 @@ def _peaks(acf: np.ndarray, min_value: float) -> np.ndarray:
                 is_max &= c >= acf[1 + dy : acf.shape[0] - 1 + dy, 1 + dx : acf.shape[1] - 1 + dx]
     ys, xs = np.nonzero(is_max)
     ys, xs = ys + 1, xs + 1
-    out = []
-    for y, x in zip(ys, xs, strict=True):
-        if abs(y - hy) <= 1 and abs(x - hx) <= 1:
-            continue
-
-        # parabolic refinement along each axis
-        def vertex(m, z, p):
-            d = m - 2 * z + p
-            return 0.0 if d >= 0 else 0.5 * (m - p) / d
-
-        def lift(m, z, p):  # the parabola's vertex above the sampled maximum
-            d = m - 2 * z + p
-            return 0.0 if d >= 0 else -((m - p) ** 2) / (8 * d)
-
-        ox = vertex(acf[y, x - 1], acf[y, x], acf[y, x + 1])
-        oy = vertex(acf[y - 1, x], acf[y, x], acf[y + 1, x])
-        out.append(
-            (
-                x - hx + ox,
-                y - hy + oy,
-                acf[y, x]
-                + lift(acf[y, x - 1], acf[y, x], acf[y, x + 1])
-                + lift(acf[y - 1, x], acf[y, x], acf[y + 1, x]),
-            )
-        )
-    return np.asarray(out, float).reshape(-1, 3)
+    keep = (np.abs(ys - hy) > 1) | (np.abs(xs - hx) > 1)  # not the origin's own peak
+    ys, xs = ys[keep], xs[keep]
+    z = acf[ys, xs]
+    # a parabola through each axis' three samples: its vertex's offset and lift
+    offsets, lifts = [], []
+    for m, p in ((acf[ys, xs - 1], acf[ys, xs + 1]), (acf[ys - 1, xs], acf[ys + 1, xs])):
+        d = m - 2 * z + p
+        curved = d < 0
+        d = np.where(curved, d, -1.0)
+        offsets.append(np.where(curved, 0.5 * (m - p) / d, 0.0))
+        lifts.append(np.where(curved, -((m - p) ** 2) / (8 * d), 0.0))
+    out = np.stack([xs - hx + offsets[0], ys - hy + offsets[1], z + lifts[0] + lifts[1]], 1)
+    return out.astype(float).reshape(-1, 3)
 
 
 def _reduce(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -200,6 +189,11 @@ def _reduce(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         b = b - mu * a
     if a @ b < 0:
         b = -b
+    # one sign for the pair: the autocorrelation is symmetric, so rounding alone would
+    # choose between (a, b) and (-a, -b), and the scores see the difference
+    tol = 1e-9 * math.sqrt(a @ a)
+    if a[1] < -tol or (abs(a[1]) <= tol and a[0] < 0):
+        a, b = -a, -b
     return a, b
 
 
@@ -328,33 +322,22 @@ def _family(a: np.ndarray, b: np.ndarray):
         family, dirs = "centred", [a, h]
     else:
         return "oblique", []
-    basis = np.stack([a, b], axis=1)
+    small = _SMALL @ np.stack([a, b])  # the lattice vectors i a + j b, |i|, |j| <= 3
+    lengths = np.hypot(*small.T)
     lines = []
     for v in dirs:
         deg = math.degrees(math.atan2(v[1], v[0])) % 180.0
         u = np.array([math.cos(math.radians(deg)), math.sin(math.radians(deg))])
-        along = _shortest_along(u, basis)
-        step = min(
-            abs(float(u @ w)) for w in _small_vectors(basis) if abs(float(u @ w)) > 0.05 * na
-        )
+        parallel = np.abs(small[:, 1] * u[0] - small[:, 0] * u[1]) < 0.05 * na
+        along = float(lengths[parallel].min()) if parallel.any() else 2.0 * na  # shortest
+        proj = np.abs(small @ u)
+        step = float(proj[proj > 0.05 * na].min())
         lines.append((deg, along, step > 0.75 * along))
     return family, sorted(lines)
 
 
-def _small_vectors(basis: np.ndarray) -> list[np.ndarray]:
-    return [basis @ np.array([i, j]) for i in range(-3, 4) for j in range(-3, 4) if i or j]
-
-
-def _shortest_along(u: np.ndarray, basis: np.ndarray) -> float:
-    """The shortest lattice vector parallel to the unit vector ``u``."""
-    na = float(np.linalg.norm(basis[:, 0]))
-    found = [float(np.linalg.norm(w)) for w in _small_vectors(basis)
-             if abs(_cross(u, w)) < 0.05 * na]  # fmt: skip
-    return min(found) if found else 2.0 * na
-
-
-def _cross(u: np.ndarray, v: np.ndarray) -> float:
-    return float(u[0] * v[1] - u[1] * v[0])
+#: Coefficients (i, j) of the small lattice vectors i a + j b that :func:`_family` checks.
+_SMALL = np.array([(i, j) for i in range(-3, 4) for j in range(-3, 4) if i or j], float)
 
 
 # -- 3. scores ----------------------------------------------------------------------------
