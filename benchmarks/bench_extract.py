@@ -2,6 +2,7 @@
 
     python benchmarks/bench_extract.py [--images 2048] [--size 128] [--batch 256]
                                        [--scale 10] [--cluster local|cuda] [--no-bf16]
+                                       [--symmetry]
 
 One run, one machine, one model (the shipped one) and one batch size:
 
@@ -19,6 +20,8 @@ One run, one machine, one model (the shipped one) and one batch size:
 - ``marginal``: the extraction's throughput between the 1x and the ``--scale`` x store
   (start-up and model loading excluded), in the format ``precision: auto`` picks, and
   its ratio to the plain fp32 NCHW forward (goal: >= 3 where bf16 is native).
+- ``--symmetry``: one more extraction of the 1x store with ``extract.symmetry: true``
+  (the shipped config's setting): the measured lattice and symmetry beside the features.
 
 On a GPU (``--cluster cuda``, or automatically when torch sees one) the forward runs in
 bfloat16 with ``channels_last`` and ``--size 256`` gives the per-GPU figure of the issue.
@@ -106,6 +109,8 @@ def main(argv=None) -> None:
     ap.add_argument("--scale", type=int, default=10, help="store size factor for the RSS row")
     ap.add_argument("--cluster", default="cuda" if torch.cuda.is_available() else "local")
     ap.add_argument("--no-bf16", action="store_true", help="skip the bf16 forward row")
+    ap.add_argument("--symmetry", action="store_true",
+                    help="add a row with extract.symmetry: true")  # fmt: skip
     args = ap.parse_args(argv)
     cores = len(os.sched_getaffinity(0))
     device = "cuda" if args.cluster == "cuda" else "cpu"
@@ -148,6 +153,12 @@ def main(argv=None) -> None:
             rows.append((f"extract {auto}, {args.scale}x images (same workers)", ips, peak))
             marginal = args.images * (args.scale - 1) / max(wall - small, 1e-9)
             rows.append((f"extract {auto}, marginal (start-up excluded)", marginal, None))
+        if args.symmetry:
+            workers, threads = layouts[-1]
+            sym = cfg.model_copy(update={"symmetry": True})
+            with get_client(kind=args.cluster, workers=workers, threads_per_worker=threads) as c:
+                ips, peak, _ = run_extract(tmp / "store", tmp / "sym.zarr", sym, c)
+            rows.append((f"extract {auto} + symmetry, {workers or 1} workers", ips, peak))
 
     print(f"\nextract: shipped model, {args.size} px, batch {args.batch}, {device}, "
           f"{args.images} images ({cores} cores, bf16 {'native' if native else 'not native'}, "

@@ -52,10 +52,13 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--cells", type=float, nargs=2, default=[4.0, 96.0])
     ap.add_argument("--model", default=None)
+    ap.add_argument("--invariant", choices=["none", "d4"], default=None,
+                    help="evaluate.invariant (default: the configuration's default)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fits", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--keep", type=Path, default=None, help="write the folder here and keep it")
     args = ap.parse_args()
+    from sarise.config import EvaluateConfig
     from sarise.evaluate import FAMILIES, evaluate
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,10 +75,11 @@ def main() -> None:
                  for lo, hi in zip([cells.min(), *edges], [*edges, cells.max()], strict=True)]  # fmt: skip
         print("| " + " | ".join(head) + " | s |")
         print("|" + " --- |" + " ---: |" * (len(head)))
+        config = EvaluateConfig(**({"invariant": args.invariant} if args.invariant else {}))
         for mode in args.fits:
             t0 = time.perf_counter()
             report = evaluate(args.model, base / f"report-{mode}", folder=folder, sets=[],
-                              folder_mode=mode, show_progress=False)  # fmt: skip
+                              folder_mode=mode, config=config, show_progress=False)  # fmt: skip
             took = time.perf_counter() - t0
             s = report["sets"]["folder"]
             files = s["files"]

@@ -145,14 +145,18 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.1])
     ap.add_argument("--model", default=None)
+    ap.add_argument("--invariant", choices=["none", "d4"], default=None,
+                    help="evaluate.invariant (default: the configuration's default)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--falloff", type=float, default=2.5,
                     help="harmonic k of the motif has amplitude exp(-|k|^2 / falloff^2): "
                          "smaller is smoother and nearer the holohedry")  # fmt: skip
     ap.add_argument("--keep", type=Path, default=None, help="write the folders here and keep them")
     args = ap.parse_args()
+    from sarise.config import EvaluateConfig
     from sarise.evaluate import evaluate
 
+    config = EvaluateConfig(**({"invariant": args.invariant} if args.invariant else {}))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         base = args.keep or Path(tmp)
@@ -162,7 +166,7 @@ def main() -> None:
             write_folder(folder, args.per_group, args.size, noise, args.seed, args.falloff)
             made = time.perf_counter() - t0
             report = evaluate(args.model, base / f"report-noise{noise:g}", folder=folder, sets=[],
-                              show_progress=False)  # fmt: skip
+                              config=config, show_progress=False)  # fmt: skip
             s = report["sets"]["folder"]
             rows.append((noise, s, made, time.perf_counter() - t0 - made))
     print(f"\n{17 * args.per_group} images per row, {args.size} px, falloff {args.falloff:g} (cropped and resampled to the "

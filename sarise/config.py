@@ -343,6 +343,9 @@ class EvaluateConfig(_Model):
     batch_size: int = Field(64, ge=1)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """As ``extract.precision``: bf16 where the hardware computes it natively."""
+    invariant: Literal["none", "d4"] = "none"
+    """As ``extract.invariant``: ``d4`` averages the logits over the 8 rotations by 90
+    degrees and flips of each image (8x the compute)."""
     simulated_per_crystal: int = Field(32, ge=0)
     """Images per crystal of the simulated atomic-resolution set (0: none)."""
     measured: bool = True
@@ -505,9 +508,9 @@ class ExtractConfig(_Model):
     """``auto``: the GPU when the worker has one."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """``auto``: bfloat16 (weights and activations) on a GPU and on CPUs with native
-    bfloat16 (flags ``avx512_bf16`` or ``amx_bf16``), float32 elsewhere; decided where the command runs
-    and recorded in the feature store (force ``bf16`` for GPU workers started from a CPU
-    login node)."""
+    bfloat16 (flags ``avx512_bf16`` or ``amx_bf16``), float32 elsewhere; decided where the
+    command runs and recorded in the feature store (force ``bf16`` for GPU workers started
+    from a CPU login node)."""
     symmetry: bool = False
     """Also measure each image's lattice and symmetry without the model
     (:mod:`sarise.symmetry_measure`: lattice vectors, rotation, mirror and glide scores,

@@ -60,12 +60,13 @@ FAMILIES = {
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, images: np.ndarray, batch_size: int = 64,
-            precision: str = "auto"):  # fmt: skip
+            precision: str = "auto", invariant: str = "none"):  # fmt: skip
     """Logits and features of images ``[n, H, W]`` or ``[n, C, H, W]`` (any scale), through
     :func:`sarise.features.embed` (standardised as in training)."""
     from sarise.features import embed
 
-    feats, logits = embed(model, images, batch_size=batch_size, precision=precision)
+    feats, logits = embed(model, images, batch_size=batch_size, precision=precision,
+                          invariant=invariant)  # fmt: skip
     return logits, feats
 
 
@@ -188,7 +189,7 @@ def _image_tiles(a: np.ndarray, size: int, mode: str) -> np.ndarray:
 
 
 def _invariance(model, config: SymmetryConfig, per_group: int, classes, batch: int, seed: int,
-                precision: str = "auto"):  # fmt: skip
+                precision: str = "auto", invariant: str = "none"):  # fmt: skip
     from sarise.symmetry import sample
 
     rng = np.random.default_rng([seed, 17])
@@ -200,8 +201,8 @@ def _invariance(model, config: SymmetryConfig, per_group: int, classes, batch: i
         b.append(other.image)
         labels.append(im.label)
     labels = np.asarray(labels)
-    la, fa = predict(model, np.stack(a), batch, precision)
-    lb, fb = predict(model, np.stack(b), batch, precision)
+    la, fa = predict(model, np.stack(a), batch, precision, invariant)
+    lb, fb = predict(model, np.stack(b), batch, precision, invariant)
     cos = (fa * fb).sum(1) / (np.linalg.norm(fa, axis=1) * np.linalg.norm(fb, axis=1) + 1e-12)
     agree = la.argmax(1) == lb.argmax(1)
     return {
@@ -302,6 +303,7 @@ def evaluate(
         "image_size": info["image_size"],
         "trained_motif_sources": list(sym.motif_sources),
         "precision": _precision(model, cfg.precision),
+        "invariant": cfg.invariant,
         "version": __version__,
         "sets": {},
     }
@@ -330,7 +332,7 @@ def evaluate(
 
     def run(name: str, images, labels, describe: str):
         """Score the model (and the measurement): its logits and combined log-probabilities."""
-        logits, _ = predict(model, images, cfg.batch_size, cfg.precision)
+        logits, _ = predict(model, images, cfg.batch_size, cfg.precision, cfg.invariant)
         measured = combined = None
         if cfg.measured:
             measured, combined = _measured(images, logits, classes)
@@ -406,7 +408,8 @@ def evaluate(
 
         def inv() -> None:
             report["invariance"] = _invariance(model, sym, cfg.invariance_per_group, classes,
-                                               cfg.batch_size, sym.seed, cfg.precision)  # fmt: skip
+                                               cfg.batch_size, sym.seed, cfg.precision,
+                                               cfg.invariant)  # fmt: skip
             logger.info("invariance: mean cosine %.4f", report["invariance"]["mean_cosine"])
 
         steps.append(("invariance", inv))
@@ -420,7 +423,8 @@ def evaluate(
             per_tile = []
             for lo in range(0, len(inputs), 256):
                 part = inputs[lo : lo + 256]
-                flat = predict(model, np.concatenate(part), cfg.batch_size, cfg.precision)[0]
+                flat = predict(model, np.concatenate(part), cfg.batch_size, cfg.precision,
+                               cfg.invariant)[0]  # fmt: skip
                 per_tile += np.split(flat, np.cumsum([len(t) for t in part])[:-1])
             logits = np.stack([lg.mean(0) for lg in per_tile])
             measured = combined = None
@@ -430,8 +434,12 @@ def evaluate(
                 combined = np.stack([c.mean(0) for _, c in found])
             res = score("folder", labels, logits, measured, combined,
                         f"labelled images in {folder} ({folder_mode})")  # fmt: skip
-            res["files"] = [{"path": p, "label": classes[t], "predicted": classes[int(k)]}
-                            for p, t, k in zip(paths, labels, logits.argmax(1), strict=True)]  # fmt: skip
+            z = np.exp(logits - logits.max(1, keepdims=True))
+            prob = (z / z.sum(1, keepdims=True)).max(1)  # the model's predicted group's
+            res["files"] = [{"path": p, "label": classes[t], "predicted": classes[int(k)],
+                             "probability": float(q)}
+                            for p, t, k, q in zip(paths, labels, logits.argmax(1), prob,
+                                                  strict=True)]  # fmt: skip
             if combined is not None:
                 for f, m, c in zip(res["files"], measured, combined.argmax(1), strict=True):
                     f["measured"] = classes[m] if m >= 0 else None

@@ -133,3 +133,30 @@ def test_folder_without_images_is_an_error(tmp_path):
         read_labelled_folder(tmp_path, 32, list(GROUPS))
     with pytest.raises(SariseError, match="is not a folder"):
         read_labelled_folder(tmp_path / "nope", 32, list(GROUPS))
+
+
+@pytest.mark.slow
+def test_d4_scores_a_turned_or_flipped_folder_exactly_alike(tiny_model, tmp_path):
+    # evaluate.invariant: d4 averages the logits over the 8 right-angle turns and flips,
+    # so the same images turned or flipped get the same logits, bit for bit
+    _, model = tiny_model
+    for name, op in (("plain", lambda a: a), ("turned", np.rot90),
+                     ("flipped", lambda a: a[:, ::-1])):  # fmt: skip
+        for g in ("p4", "pm", "p6"):
+            for seed in (1, 2):
+                im = (render(g, 96, rng=seed).image * 255).astype(np.uint8)
+                _write(tmp_path / name / g / f"{seed}.png", np.ascontiguousarray(op(im)))
+    files = {}
+    for inv in ("none", "d4"):
+        cfg = EvaluateConfig(invariant=inv, measured=False)
+        for name in ("plain", "turned", "flipped"):
+            report = evaluate(model, tmp_path / f"out-{inv}-{name}", folder=tmp_path / name,
+                              folder_mode="crop", config=cfg, sets=[], show_progress=False)  # fmt: skip
+            assert report["invariant"] == inv
+            rows = sorted(
+                report["sets"]["folder"]["files"], key=lambda f: f["path"].split("/")[-2:]
+            )
+            files[inv, name] = np.array([f["probability"] for f in rows])
+    np.testing.assert_array_equal(files["d4", "turned"], files["d4", "plain"])
+    np.testing.assert_array_equal(files["d4", "flipped"], files["d4", "plain"])
+    assert not np.allclose(files["none", "turned"], files["none", "plain"], atol=1e-4)
