@@ -350,7 +350,7 @@ class EvaluateConfig(_Model):
     """Images per crystal of the simulated atomic-resolution set (0: none)."""
     measured: bool = True
     """Also score each set by the training-free symmetry measurement
-    (:mod:`sarise.symmetry_measure`, about 20 ms per 128-px image on one core) and by the
+    (:mod:`sarise.symmetry_measure`, about 9 ms per 128-px image on one core) and by the
     model and the measurement combined (``combined_log_probabilities``)."""
 
 
@@ -515,7 +515,7 @@ class ExtractConfig(_Model):
     """Also measure each image's lattice and symmetry without the model
     (:mod:`sarise.symmetry_measure`: lattice vectors, rotation, mirror and glide scores,
     plane-group candidates) into ``symmetry_scores[image, k]``, with NumPy on CPU workers
-    and CuPy on GPU workers; about 80 images/s per CPU core at 128 px."""
+    and CuPy on GPU workers; about 110 images/s per CPU core at 128 px."""
 
 
 #: Descriptors a map or an index can be made of (``project.descriptor``, ``search.descriptor``).

@@ -178,9 +178,9 @@ def embed(
     than ``image_size`` are rescaled isotropically (antialiased). The network runs with
     its BatchNorm folded into the convolutions, in ``channels_last``, with weights and
     activations in the format :func:`sarise.precision.resolve` picks for ``precision``
-    (:func:`inference_model`); the classifier head is the model's own, in float32. On a CPU every forward pass has exactly :data:`CPU_BATCH` rows, so an
-    image's result is the same bit for bit in any batch; on a GPU ``batch_size`` images
-    go at once.
+    (:func:`inference_model`); the classifier head is the model's own, in float32. On a
+    CPU every forward pass has exactly :data:`CPU_BATCH` rows, so an image's result is the
+    same bit for bit in any batch; on a GPU ``batch_size`` images go at once.
 
     Parameters
     ----------
