@@ -250,7 +250,7 @@ def evaluate_cmd(
             f"one of {', '.join(FOLDER_MODES)}, not {fit!r}", param_hint="--fit"
         )
     report = evaluate(model, out, test=test, folder=folder, folder_mode="tile" if tile else fit,
-                      config=cfg.evaluate,
+                      config=cfg.evaluate, ingest=cfg.ingest,
                       sets=only or ("test", "ood", "noise", "invariance", "simulated"),
                       show_progress=progress)  # fmt: skip
     _record(out.parent, "evaluate", cfg, started, [out], model_sha256=report.get("sha256"))

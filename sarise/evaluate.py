@@ -26,14 +26,13 @@ import torch
 from sarise._files import write_json_atomic
 from sarise._progress import progress
 from sarise._version import __version__
-from sarise.config import MOTIF_SOURCES, EvaluateConfig, SymmetryConfig
+from sarise.config import MOTIF_SOURCES, EvaluateConfig, IngestConfig, SymmetryConfig
 from sarise.errors import SariseError
 from sarise.models.export import load_model
 
 __all__ = [
     "FAMILIES",
     "FOLDER_MODES",
-    "IMAGE_SUFFIXES",
     "evaluate",
     "predict",
     "read_labelled_folder",
@@ -41,7 +40,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 #: How ``--folder`` images become model inputs (:func:`read_labelled_folder`).
 FOLDER_MODES = ("auto", "crop", "tile")
 
@@ -123,9 +121,16 @@ def _read_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_labelled_folder(
-    folder: str | Path, size: int, classes: list[str], *, mode: str = "auto"
-) -> tuple[list[np.ndarray], np.ndarray, list[str], list[tuple[str, str]]]:
+    folder: str | Path, size: int, classes: list[str], *, mode: str = "auto",
+    ingest: IngestConfig | None = None,
+) -> tuple[list[np.ndarray], np.ndarray, list[str], list[tuple[str, str]]]:  # fmt: skip
     """Read ``<folder>/<group>/<image>`` files as model inputs, never distorted.
+
+    Every file the reader registry reads counts (images and instrument formats; a folder
+    is walked as ``sarise ingest`` walks it, :func:`sarise.ingest.list_files`), and its
+    first channel of ``ingest.channels`` is preprocessed as ingest would
+    (:func:`sarise.ingest.preprocess_scan`: ``flatten``, ``clip``; defaults where
+    ``ingest`` is None), so the evaluation sees what extraction will.
 
     Parameters
     ----------
@@ -142,19 +147,23 @@ def read_labelled_folder(
     inputs : list of ndarray ``[k, size, size]`` (k tiles per image), labels, paths,
     errors : list of (path, reason) for files that could not be used.
     """
+    from sarise.ingest import list_files
+
     folder = Path(folder)
     if not folder.is_dir():
         raise SariseError(f"{folder} is not a folder")
+    ingest = ingest or IngestConfig()
     inputs, labels, paths, errors = [], [], [], []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
         if sub.name not in classes:
             errors.append((str(sub), f"not a group name (one of {', '.join(classes)})"))
             continue
-        for f in sorted(sub.rglob("*")):
-            if not f.is_file() or f.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
+        walk_errors: list[tuple[str, str]] = []
+        files = list_files([sub], walk_errors)  # as ingest walks a folder
+        errors += [(str(p), r) for p, r in walk_errors]
+        for f in files:
             try:
-                inputs.append(_image_tiles(_read_grey(f), size, mode))
+                inputs.append(_image_tiles(_read_grey(f, ingest), size, mode))
             except Exception as exc:  # one bad file never stops the evaluation
                 errors.append((str(f), str(exc) or type(exc).__name__))
                 continue
@@ -165,15 +174,13 @@ def read_labelled_folder(
     return inputs, np.asarray(labels, np.int64), paths, errors
 
 
-def _read_grey(path: Path) -> np.ndarray:
-    """The first channel of any file the reader registry reads, scaled to [0, 1]."""
+def _read_grey(path: Path, ingest: IngestConfig) -> np.ndarray:
+    """The first channel ``ingest.channels`` selects from any file the reader registry
+    reads, levelled, clipped and scaled to [0, 1] as ``sarise ingest`` stores it."""
+    from sarise.ingest import preprocess_scan
     from sarise.io import read_scan
-    from sarise.preprocess import scale_unit
 
-    a = read_scan(path).channels[0].data
-    if np.nanmax(a) <= np.nanmin(a):
-        raise SariseError(f"{path}: the image is constant")
-    return scale_unit(a).astype(np.float32)
+    return preprocess_scan(read_scan(path), ingest)[1][0].astype(np.float32)
 
 
 def _image_tiles(a: np.ndarray, size: int, mode: str) -> np.ndarray:
@@ -250,6 +257,7 @@ def evaluate(
     folder: str | Path | None = None,
     folder_mode: str = "auto",
     config: EvaluateConfig | None = None,
+    ingest: IngestConfig | None = None,
     test_per_group: int = 64,
     sets: Iterable[str] = ("test", "ood", "noise", "invariance", "simulated"),
     show_progress: bool = True,
@@ -270,6 +278,9 @@ def evaluate(
         Labelled images ``<group>/<image file>`` to evaluate as well.
     config : EvaluateConfig, optional
         Sizes of the OOD and invariance sets, noise levels, batch size.
+    ingest : IngestConfig, optional
+        How ``folder``'s files are read: channel, levelling, clipping (as ``sarise
+        ingest``; its defaults where None).
     sets : iterable of {'test', 'ood', 'noise', 'invariance', 'simulated'}
         Which of the generated evaluations to run (``folder`` runs whenever given).
         ``simulated``: images of real crystal projections (graphene, hBN, MoS2, SrTiO3
@@ -417,7 +428,7 @@ def evaluate(
 
         def labelled() -> None:
             inputs, labels, paths, errors = read_labelled_folder(
-                folder, info["image_size"], classes, mode=folder_mode
+                folder, info["image_size"], classes, mode=folder_mode, ingest=ingest
             )
             # tiles of many images per pass (a CPU forward pass has a fixed number of rows)
             per_tile = []

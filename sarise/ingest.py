@@ -29,7 +29,8 @@ from sarise._progress import progress
 from sarise.config import IngestConfig
 from sarise.errors import SariseError
 
-__all__ = ["NOT_DATA", "IngestSummary", "Prepared", "ingest", "list_files", "prepare_file"]
+__all__ = ["NOT_DATA", "IngestSummary", "Prepared", "ingest", "list_files", "prepare_file",
+           "preprocess_scan"]  # fmt: skip
 
 #: Suffixes folder walks skip: documents and tables that sit beside scans.
 NOT_DATA = (".txt", ".md", ".rst", ".csv", ".tsv", ".yaml", ".yml", ".json", ".pdf", ".log",
@@ -167,6 +168,32 @@ def _flatten(cfg: IngestConfig, fmt: str, channel) -> str:
     return auto_flatten(fmt, channel.name, channel.unit or "")
 
 
+def preprocess_scan(scan, cfg: IngestConfig) -> tuple[list, np.ndarray]:
+    """The channels ``ingest.channels`` selects from a read file, each as ingest stores it
+    before the fit: non-finite pixels checked, the background removed (``ingest.flatten``;
+    ``auto`` by format and channel), clipped to the ``ingest.clip`` percentiles and scaled
+    to [0, 1]. ``sarise ingest`` and ``sarise evaluate --folder`` both read files through it.
+
+    Returns
+    -------
+    channels : list of :class:`sarise.io.Channel`, the chosen ones
+    stack : float array ``[channels, H, W]``
+
+    Raises
+    ------
+    SariseError
+        No channel matches an entry, or a channel is flat or mostly non-finite (named).
+    """
+    chosen = _select(scan, cfg.channels)
+    out = []
+    for c in chosen:
+        try:
+            out.append(_preprocess(c.data, cfg, _flatten(cfg, scan.format, c)))
+        except ValueError as exc:  # non-finite or flat: the file fails, naming the channel
+            raise SariseError(f"channel {c.name}: {exc}") from None
+    return chosen, np.stack(out)
+
+
 def _preprocess(data: np.ndarray, cfg: IngestConfig, flatten: str | None = None) -> np.ndarray:
     from sarise import preprocess as pp
 
@@ -219,14 +246,7 @@ def prepare_file(path: Path, cfg: IngestConfig, known: frozenset[str], root: Pat
         if _stamp(path) != before:
             raise SariseError("the file changed while it was read (size or modification "
                               "time); run ingest again to store its new content")  # fmt: skip
-        channels = []
-        chosen = _select(scan, cfg.channels)
-        for c in chosen:
-            try:
-                channels.append(_preprocess(c.data, cfg, _flatten(cfg, fmt, c)))
-            except ValueError as exc:  # non-finite or flat: the file fails, naming the channel
-                raise SariseError(f"channel {c.name}: {exc}") from None
-        stack = np.stack(channels)
+        chosen, stack = preprocess_scan(scan, cfg)
         side = min(stack.shape[1:]) if cfg.fit != "pad" else max(stack.shape[1:])
         zoom = cfg.size / side  # stored pixels per file pixel
         if cfg.fit == "tile":

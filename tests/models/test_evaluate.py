@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sarise.config import EvaluateConfig
+from sarise.config import EvaluateConfig, IngestConfig
 from sarise.errors import SariseError
 from sarise.evaluate import _image_tiles, evaluate, read_labelled_folder
+from sarise.ingest import ingest
+from sarise.store import ImageStore
 from sarise.symmetry import GROUPS, render
 
 
@@ -160,3 +162,23 @@ def test_d4_scores_a_turned_or_flipped_folder_exactly_alike(tiny_model, tmp_path
     np.testing.assert_array_equal(files["d4", "turned"], files["d4", "plain"])
     np.testing.assert_array_equal(files["d4", "flipped"], files["d4", "plain"])
     assert not np.allclose(files["none", "turned"], files["none", "plain"], atol=1e-4)
+
+
+def test_a_labelled_folder_is_read_as_ingest_stores_it(shared_data, tmp_path):
+    # an STM topography scan (.sxm, which the folder walk once skipped): evaluation must
+    # see what extraction will, so the file is levelled line by line (ingest.flatten: auto,
+    # an SPM height channel) and clipped as ingest does
+    src = shared_data / "sxm" / "example_LineProfile.sxm"
+    (tmp_path / "p4m").mkdir()
+    (tmp_path / "p4m" / src.name).symlink_to(src)
+    cfg = IngestConfig(channels=("^z",), size=128, fit="crop")
+    inputs, _, _, errors = read_labelled_folder(tmp_path, 128, list(GROUPS),
+                                                mode="crop", ingest=cfg)  # fmt: skip
+    assert not errors and len(inputs) == 1 and inputs[0].shape == (1, 128, 128)
+    ingest([src], tmp_path / "store", config=cfg, workers=1, show_progress=False)
+    stored = ImageStore.open(tmp_path / "store").array("images")[0, 0]
+    np.testing.assert_allclose(inputs[0][0], stored.astype(np.float32), atol=1e-3)
+    # without levelling (the folder read before) the same file gives another image
+    raw, *_ = read_labelled_folder(tmp_path, 128, list(GROUPS), mode="crop",
+                                   ingest=cfg.model_copy(update={"flatten": "none"}))  # fmt: skip
+    assert np.abs(raw[0][0] - inputs[0][0]).mean() > 0.05
