@@ -126,6 +126,9 @@ def read_labelled_folder(
 ) -> tuple[list[np.ndarray], np.ndarray, list[str], list[tuple[str, str]]]:  # fmt: skip
     """Read ``<folder>/<group>/<image>`` files as model inputs, never distorted.
 
+    A group folder may be named as in :data:`sarise.symmetry.GROUPS` or any usual way
+    (``P4MM``, ``c2mm``, ``*632``: :func:`sarise.symmetry.group_name`).
+
     Every file the reader registry reads counts (images and instrument formats; a folder
     is walked as ``sarise ingest`` walks it, :func:`sarise.ingest.list_files`), and its
     first channel of ``ingest.channels`` is preprocessed as ingest would
@@ -148,6 +151,7 @@ def read_labelled_folder(
     errors : list of (path, reason) for files that could not be used.
     """
     from sarise.ingest import list_files
+    from sarise.symmetry import group_name
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -155,7 +159,8 @@ def read_labelled_folder(
     ingest = ingest or IngestConfig()
     inputs, labels, paths, errors = [], [], [], []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        if sub.name not in classes:
+        group = group_name(sub.name)
+        if group not in classes:
             errors.append((str(sub), f"not a group name (one of {', '.join(classes)})"))
             continue
         walk_errors: list[tuple[str, str]] = []
@@ -167,7 +172,7 @@ def read_labelled_folder(
             except Exception as exc:  # one bad file never stops the evaluation
                 errors.append((str(f), str(exc) or type(exc).__name__))
                 continue
-            labels.append(classes.index(sub.name))
+            labels.append(classes.index(group))
             paths.append(str(f))
     if not inputs:
         raise SariseError(f"no readable labelled images under {folder} (<group>/<image file>)")

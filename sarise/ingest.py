@@ -82,6 +82,7 @@ def excluded(path: Path, patterns, root: Path | None) -> bool:
 
 def list_files(sources: list[str | Path], errors: list | None = None) -> list[Path]:
     """Files under folders (recursively), matched by globs, or named; sorted, unique.
+    A source that exists is taken literally, glob characters in its name and all.
 
     Folder walks leave out hidden files and documents that are never images
     (:data:`NOT_DATA`: notes, licences, sidecars), and never enter a sarise store, feature
@@ -94,10 +95,11 @@ def list_files(sources: list[str | Path], errors: list | None = None) -> list[Pa
     found: set[Path] = set()
     for src in sources:
         s = str(src)
-        if any(ch in s for ch in "*?["):
-            found.update(Path(p) for p in globmod.glob(s, recursive=True) if Path(p).is_file())
-        elif Path(s).is_dir():
+        if Path(s).is_dir():
             found.update(_walk(Path(s), errors))
+        elif any(ch in s for ch in "*?[") and not Path(s).exists():
+            # a pattern; a path that exists is taken as named ("scan [2]/", "*632/")
+            found.update(Path(p) for p in globmod.glob(s, recursive=True) if Path(p).is_file())
         else:
             found.add(Path(s))
     return sorted(found)

@@ -154,6 +154,13 @@ def test_listing_and_refusals(archive, tmp_path):
     assert len(files) == 14 and files == sorted(files)
     assert all(f.suffix != ".csv" for f in files)
     assert list_files([str(root / "*" / "*.png")]) == [f for f in files if f.suffix == ".png"]
+    # folders and files whose names hold glob characters are taken as named
+    odd = tmp_path / "scan [2]"
+    (odd / "*632").mkdir(parents=True)
+    (odd / "*632" / "a [1].png").write_bytes(b"x")
+    (odd / "b.png").write_bytes(b"x")
+    assert list_files([odd]) == [odd / "*632" / "a [1].png", odd / "b.png"]
+    assert list_files([odd / "*632" / "a [1].png"]) == [odd / "*632" / "a [1].png"]
     (tmp_path / "empty").mkdir()
     with pytest.raises(SariseError, match="no files found"):
         ingest([tmp_path / "empty"], tmp_path / "s")

@@ -9,7 +9,14 @@
 
 import importlib
 
-from sarise.symmetry._groups import GROUPS, LATTICES, PlaneGroup, get_group, group_lattices
+from sarise.symmetry._groups import (
+    GROUPS,
+    LATTICES,
+    PlaneGroup,
+    get_group,
+    group_lattices,
+    group_name,
+)
 
 # The generator loads on first use (as scikit-image's lazy loading does): code that needs
 # only the groups' names, such as a measured-symmetry column, skips its 0.7 s import.
@@ -34,6 +41,7 @@ __all__ = [
     "generate",
     "get_group",
     "group_lattices",
+    "group_name",
     "interpolate",
     "open_split",
     "render",

@@ -22,6 +22,7 @@ __all__ = [
     "PlaneGroup",
     "get_group",
     "group_lattices",
+    "group_name",
     "holohedry",
 ]
 
@@ -30,6 +31,18 @@ GROUPS: tuple[str, ...] = (
     "p1", "p2", "pm", "pg", "cm", "pmm", "pmg", "pgg", "cmm",
     "p4", "p4m", "p4g", "p3", "p3m1", "p31m", "p6", "p6m",
 )  # fmt: skip
+
+#: Other names of the groups: full Hermann-Mauguin symbols (both settings of the
+#: rectangular ones) and Conway's orbifold symbols (``x`` for the cross-cap).
+GROUP_ALIASES: dict[str, str] = {
+    "p211": "p2", "p1m1": "pm", "p11m": "pm", "p1g1": "pg", "p11g": "pg", "c1m1": "cm",
+    "c11m": "cm", "p2mm": "pmm", "p2mg": "pmg", "p2gm": "pmg", "p2gg": "pgg", "c2mm": "cmm",
+    "p4mm": "p4m", "p4gm": "p4g", "p6mm": "p6m",
+    "o": "p1", "2222": "p2", "**": "pm", "xx": "pg", "*x": "cm", "*2222": "pmm",
+    "22*": "pmg", "22x": "pgg", "2*22": "cmm", "442": "p4", "*442": "p4m", "4*2": "p4g",
+    "333": "p3", "*333": "p3m1", "3*3": "p31m", "632": "p6", "*632": "p6m",
+}  # fmt: skip
+
 
 #: Lattice types in id order.
 LATTICES: tuple[str, ...] = ("oblique", "rectangular", "centred", "square", "hexagonal")
@@ -178,6 +191,20 @@ class PlaneGroup:
         (True, False)
         """
         return any(round(np.linalg.det(m)) == -1 for m in self.linear)
+
+
+def group_name(name: str) -> str | None:
+    """The short name (as in :data:`GROUPS`) of a wallpaper group written any usual way,
+    or None: any case, spaces, ``_`` and ``-`` ignored, full Hermann-Mauguin or orbifold
+    symbols (:data:`GROUP_ALIASES`).
+
+    >>> group_name("P4MM"), group_name("c2mm"), group_name("p3m1"), group_name("*632")
+    ('p4m', 'cmm', 'p3m1', 'p6m')
+    >>> group_name("p5") is None
+    True
+    """
+    key = "".join(name.split()).lower().replace("_", "").replace("-", "").replace("×", "x")
+    return key if key in GROUPS else GROUP_ALIASES.get(key)
 
 
 def get_group(group: str | int) -> PlaneGroup:

@@ -182,3 +182,14 @@ def test_a_labelled_folder_is_read_as_ingest_stores_it(shared_data, tmp_path):
     raw, *_ = read_labelled_folder(tmp_path, 128, list(GROUPS), mode="crop",
                                    ingest=cfg.model_copy(update={"flatten": "none"}))  # fmt: skip
     assert np.abs(raw[0][0] - inputs[0][0]).mean() > 0.05
+
+
+def test_group_folders_may_use_full_or_orbifold_symbols(tmp_path):
+    # other generators name their folders p4mm, c2mm or *632: the same groups
+    im = (render("p4", 64, rng=0).image * 255).astype(np.uint8)
+    for name in ("P4MM", "c2mm", "*632", "p3m1", "p5"):
+        _write(tmp_path / name / "a.png", im)
+    inputs, labels, paths, errors = read_labelled_folder(tmp_path, 32, list(GROUPS), mode="crop")
+    got = {p.split("/")[-2]: GROUPS[k] for p, k in zip(paths, labels, strict=True)}
+    assert got == {"P4MM": "p4m", "c2mm": "cmm", "*632": "p6m", "p3m1": "p3m1"}
+    assert len(inputs) == 4 and [e[0].split("/")[-1] for e in errors] == ["p5"]
