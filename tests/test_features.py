@@ -225,7 +225,7 @@ def test_d4_descriptor_is_invariant_to_right_angle_turns_and_flips():
 
 def test_gpu_path_matches_cpu_up_to_bfloat16():
     if not torch.cuda.is_available():
-        pytest.skip("no GPU here: the CUDA path (bf16 autocast, channels_last) needs one")
+        pytest.skip("no GPU here: the CUDA path (bf16, channels_last) needs one")
     cpu, _ = load_model()
     gpu, _ = load_model(device="cuda")
     x = np.random.default_rng(1).random((64, 128, 128), dtype=np.float32)
