@@ -432,6 +432,8 @@ def evaluate(
     if folder is not None:
 
         def labelled() -> None:
+            from scipy.special import softmax
+
             inputs, labels, paths, errors = read_labelled_folder(
                 folder, info["image_size"], classes, mode=folder_mode, ingest=ingest
             )
@@ -450,8 +452,7 @@ def evaluate(
                 combined = np.stack([c.mean(0) for _, c in found])
             res = score("folder", labels, logits, measured, combined,
                         f"labelled images in {folder} ({folder_mode})")  # fmt: skip
-            z = np.exp(logits - logits.max(1, keepdims=True))
-            prob = (z / z.sum(1, keepdims=True)).max(1)  # the model's predicted group's
+            prob = softmax(logits.astype(np.float64), axis=1).max(1)  # the predicted group's
             res["files"] = [{"path": p, "label": classes[t], "predicted": classes[int(k)],
                              "probability": float(q)}
                             for p, t, k, q in zip(paths, labels, logits.argmax(1), prob,

@@ -299,6 +299,10 @@ def _rotation(deg: float) -> np.ndarray:
     return np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
 
 
+#: Coefficients (i, j) of the small lattice vectors i a + j b that :func:`_family` checks.
+_SMALL = np.array([(i, j) for i in range(-3, 4) for j in range(-3, 4) if i or j], float)
+
+
 def _family(a: np.ndarray, b: np.ndarray):
     """The lattice family of a reduced basis and its mirror directions, from the metric:
     ``[(angle_deg, period, distinct)]`` with the shortest lattice vector along each line,
@@ -334,10 +338,6 @@ def _family(a: np.ndarray, b: np.ndarray):
         step = float(proj[proj > 0.05 * na].min())
         lines.append((deg, along, step > 0.75 * along))
     return family, sorted(lines)
-
-
-#: Coefficients (i, j) of the small lattice vectors i a + j b that :func:`_family` checks.
-_SMALL = np.array([(i, j) for i in range(-3, 4) for j in range(-3, 4) if i or j], float)
 
 
 # -- 3. scores ----------------------------------------------------------------------------
