@@ -55,10 +55,11 @@ def fit_weights(sets) -> tuple[float, float, float]:
     labels = np.concatenate([s[2] for s in sets])
 
     def nll(w):
-        logp = combined_log_probabilities(logits, scores, GROUPS, tuple(w))
+        logp = combined_log_probabilities(logits, scores, GROUPS, (w[0], w[1], abs(w[2])))
         return -logp[np.arange(len(labels)), labels].mean()
 
-    return tuple(float(v) for v in minimize(nll, np.array([1.0, 1.0, 1.0]), method="Nelder-Mead").x)
+    w = minimize(nll, np.array(COMBINED_WEIGHTS), method="Nelder-Mead").x
+    return float(w[0]), float(w[1]), abs(float(w[2]))
 
 
 def accuracies(pred, labels) -> str:
@@ -84,7 +85,7 @@ def main() -> None:
                for p in RECIPES.values()]  # fmt: skip
         weights = fit_weights(val)
         print(f"fitted on {sum(len(v[2]) for v in val)} validation images: weights "
-              f"({weights[0]:.2f}, {weights[1]:.2f}, {weights[2]:.2f})")  # fmt: skip
+              f"({weights[0]:.2f}, {weights[1]:.2f}, {weights[2]:.3f})")  # fmt: skip
     rows = []
     for recipe, path in RECIPES.items():
         images, labels = _generated(load_config(path).symmetry, args.test_per_group, "test")
@@ -102,7 +103,7 @@ def main() -> None:
         ("simulated crystals", *measured_set(model, x, np.array([GROUPS.index(g) for g in groups])))
     )
     print(
-        f"\nweights {tuple(round(w, 2) for w in weights)}, {time.perf_counter() - started:.0f} s\n"
+        f"\nweights {tuple(round(w, 3) for w in weights)}, {time.perf_counter() - started:.0f} s\n"
     )
     print("| set | images | model | measured | combined | no lattice |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")

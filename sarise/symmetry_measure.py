@@ -19,21 +19,29 @@ them. One code path for NumPy and CuPy (``xp``), so the same functions run on CP
    For reflections, translations with a parallel component of half the period along the
    line are glides, the others mirrors, scored apart where the lattice distinguishes them.
 4. **Groups.** Rotation order (1, 2, 3, 4, 6), reflections per direction and the family
-   give the plane groups consistent with all of them, each with its margin (how far the
-   weakest deciding score is from the threshold).
+   give each plane group the lattice allows a signed margin: how far the weakest deciding
+   score is from its threshold, positive on the side the group needs. The measured group
+   is the one consistent with every score (the largest margin); the others' margins say
+   how nearly the scores allow them, which :func:`combined_log_probabilities` weighs
+   against the model.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "COLUMNS",
     "COMBINED_WEIGHTS",
+    "MARGIN_COLUMNS",
     "REFLECTION_THRESHOLD",
     "SCORE_COLUMNS",
     "THRESHOLD",
@@ -77,7 +85,7 @@ class Measurement:
     scores: dict[str, float] = field(default_factory=dict)  # rot2.., mirror@deg, glide@deg
     rotation_order: int | None = None
     reflection: bool | None = None
-    groups: dict[str, float] = field(default_factory=dict)  # candidate -> margin
+    groups: dict[str, float] = field(default_factory=dict)  # group -> signed margin
 
     @property
     def angle_deg(self) -> float:
@@ -88,7 +96,7 @@ class Measurement:
 
     @property
     def group(self) -> str | None:
-        """The most likely consistent group (largest margin), None without a lattice."""
+        """The measured group (the largest margin), None without a lattice."""
         return max(self.groups, key=self.groups.get) if self.groups else None
 
     def row(self) -> dict[str, Any]:
@@ -501,41 +509,52 @@ def _translation_score(ident: np.ndarray, offset: float, a: np.ndarray, b: np.nd
 
 
 # -- 4. groups ----------------------------------------------------------------------------
+#: The rotations each order implies present, and those it implies absent (of the ones the
+#: lattice family lets :func:`measure` score).
+_PRESENT = {1: (), 2: ("rot2",), 3: ("rot3",), 4: ("rot2", "rot4"), 6: ("rot2", "rot3", "rot6")}
+_ABSENT = {1: ("rot2", "rot3"), 2: ("rot3", "rot4"), 3: ("rot2",), 4: (), 6: ()}
+
+
 def _decide(m: Measurement, lines, thr: float, thr_refl: float) -> None:
+    """Every plane group the lattice family allows, with its signed margin.
+
+    A group is reached by a rotation order and a kind per reflection line (mirror, glide
+    or none). Its margin is the smallest of the distances of each deciding score from its
+    threshold, signed: positive where the score is on the side the group needs (present
+    above, absent below), negative otherwise, taken over the best way to reach the group.
+    The measured group is the one with the largest margin: the only one with a positive
+    margin, where the scores are not exactly at a threshold.
+    """
     s = m.scores
-    rot = {k: s[k] for k in ("rot2", "rot3", "rot4", "rot6") if k in s}
-    order, margin_rot = 1, thr - rot.get("rot2", 0.0)
-    if rot.get("rot6", 0) >= thr and rot.get("rot2", 0) >= thr and rot.get("rot3", 0) >= thr:
-        order = 6
-    elif rot.get("rot3", 0) >= thr:
-        order = 3
-    elif rot.get("rot4", 0) >= thr and rot.get("rot2", 0) >= thr:
-        order = 4
-    elif rot.get("rot2", 0) >= thr:
-        order = 2
-    wanted = {1: [], 2: ["rot2"], 3: ["rot3"], 4: ["rot2", "rot4"], 6: ["rot2", "rot3", "rot6"]}
-    absent = {1: ["rot2", "rot3"], 2: ["rot3", "rot4"], 3: ["rot2"], 4: [], 6: []}
-    margins = [rot[k] - thr for k in wanted[order]] + [
-        thr - rot[k] for k in absent[order] if k in rot
-    ]
-    margin_rot = min(margins) if margins else 1.0
-    m.rotation_order = order
-    # reflections per direction: "m" mirror, "g" glide only, "" none
-    kinds: dict[float, str] = {}
-    refl_margins = []
+    orders = [o for o in (1, 2, 3, 4, 6) if all(k in s for k in _PRESENT[o])]
+    line_options = []
     for deg, _period, distinct in lines:
         key = f"{deg:.1f}"
-        mir = s.get(f"mirror@{key}", 0.0)
-        gli = s.get(f"glide@{key}", 0.0) if distinct else 0.0
-        # a line cannot carry both: that would make half its period a lattice vector
-        kinds[deg] = "m" if mir >= max(thr_refl, gli) else "g" if gli >= thr_refl else ""
-        refl_margins.append(abs(max(mir, gli) - thr_refl))
-        if kinds[deg] == "g":
-            refl_margins.append(thr_refl - mir)
+        mir = s.get(f"mirror@{key}")
+        gli = s.get(f"glide@{key}") if distinct else None
+        options = []
+        for kind in ("m", "g", "") if distinct else ("m", ""):
+            terms = [] if mir is None else [mir - thr_refl if kind == "m" else thr_refl - mir]
+            if gli is not None:
+                terms.append(gli - thr_refl if kind == "g" else thr_refl - gli)
+            options.append((kind, min(terms, default=math.inf)))
+        line_options.append(options)
+    reached = []
+    for order in orders:
+        rot = [s[k] - thr for k in _PRESENT[order]]
+        rot += [thr - s[k] for k in _ABSENT[order] if k in s]
+        rot_margin = min(rot, default=math.inf)
+        for choice in itertools.product(*line_options):
+            margin = min([rot_margin, *(v for _, v in choice)])
+            kinds = {line[0]: kind for line, (kind, _) in zip(lines, choice, strict=True)}
+            reached.append((margin, order, kinds))
+    reached.sort(key=lambda r: -r[0])  # stable: ties keep the enumeration order
+    margin, order, kinds = reached[0]
+    m.rotation_order = order
     m.reflection = any(kinds.values())
-    margin = min([margin_rot, *refl_margins]) if refl_margins else margin_rot
-    for name in _groups(m.family, order, kinds, lines, m.a):
-        m.groups[name] = round(float(margin), 4)
+    for margin, order, kinds in reached:
+        for name in _groups(m.family, order, kinds, lines, m.a):
+            m.groups.setdefault(name, round(float(min(margin, 1.0)), 4))
 
 
 def _groups(family: str, order: int, kinds: dict[float, str], lines, a: np.ndarray) -> list[str]:
@@ -588,8 +607,18 @@ def _along_shortest(deg: float, lines) -> bool:
 
 #: The columns of ``symmetry_scores[image, k]`` in the feature store: :data:`COLUMNS`,
 #: then the lattice family and the measured group as indices into
-#: ``sarise.symmetry.LATTICES`` and ``GROUPS`` (-1: no lattice), then the group's margin.
-SCORE_COLUMNS = (*COLUMNS, "lattice_family", "symmetry_group", "symmetry_margin")
+#: ``sarise.symmetry.LATTICES`` and ``GROUPS`` (-1: no lattice), then the group's margin,
+#: then every group's signed margin in ``GROUPS`` order (:data:`MARGIN_COLUMNS`; NaN for
+#: groups the lattice family does not allow, and without a lattice).
+def _margin_columns() -> tuple[str, ...]:
+    from sarise.symmetry import GROUPS
+
+    return tuple(f"margin_{g}" for g in GROUPS)
+
+
+MARGIN_COLUMNS = _margin_columns()
+SCORE_COLUMNS = (*COLUMNS, "lattice_family", "symmetry_group", "symmetry_margin",
+                 *MARGIN_COLUMNS)  # fmt: skip
 
 
 def score_rows(images, *, xp=np) -> np.ndarray:
@@ -604,6 +633,7 @@ def score_rows(images, *, xp=np) -> np.ndarray:
         out[i, len(COLUMNS)] = LATTICES.index(m.family) if m.has_lattice else -1
         out[i, len(COLUMNS) + 1] = GROUPS.index(m.group) if m.group else -1
         out[i, len(COLUMNS) + 2] = m.groups.get(m.group, np.nan) if m.group else np.nan
+        out[i, len(COLUMNS) + 3 :] = [m.groups.get(g, np.nan) for g in GROUPS]
     return out
 
 
@@ -618,6 +648,7 @@ def score_table(scores: np.ndarray, pixel_nm: np.ndarray | None = None):
     table = pd.DataFrame(np.asarray(scores, np.float64), columns=list(SCORE_COLUMNS))
     fam = table.pop("lattice_family").fillna(-1).astype(int)
     grp = table.pop("symmetry_group").fillna(-1).astype(int)
+    table = table.drop(columns=list(MARGIN_COLUMNS))
     table["lattice_family"] = [LATTICES[i] if i >= 0 else "" for i in fam]
     table["symmetry_group"] = [GROUPS[i] if i >= 0 else "" for i in grp]
     table["rotation_order"] = table["rotation_order"].fillna(0).astype(int)
@@ -627,13 +658,12 @@ def score_table(scores: np.ndarray, pixel_nm: np.ndarray | None = None):
     return table
 
 
-#: Weights of :func:`combined_log_probabilities`: the model's log-probability of a group,
-#: the measured group's bonus, and its bonus per margin (the margin over
-#: :data:`MARGIN_SCALE`, clipped to [0, 1]). Fitted by maximum likelihood to the shipped
-#: model's logits and the measurement of 1,088 validation images of its two training
-#: recipes (``python benchmarks/bench_combined.py --fit``).
-COMBINED_WEIGHTS = (0.82, 1.44, 1.67)
-MARGIN_SCALE = 1.0 - REFLECTION_THRESHOLD
+#: Weights of :func:`combined_log_probabilities`: the model's log-probability, the bonus
+#: of a group the measurement finds, and the margin (in score units) at which a group gets
+#: half of it. Fitted by maximum likelihood to the shipped model's logits and the
+#: measurement of 1,088 validation images of its two training recipes
+#: (``python benchmarks/bench_combined.py --fit``).
+COMBINED_WEIGHTS = (0.78, 3.50, 0.026)
 
 
 def measured_classes(scores, classes=None) -> np.ndarray:
@@ -651,12 +681,14 @@ def measured_classes(scores, classes=None) -> np.ndarray:
 def combined_log_probabilities(logits, scores, classes=None, weights=COMBINED_WEIGHTS):
     """The plane group of each image from the classifier and the measurement together.
 
-    ``w0 * log_softmax(logits)[g]``, plus ``w1 + w2 * clip(margin / MARGIN_SCALE, 0, 1)``
-    for the measured group ``g`` (``symmetry_group`` of the ``symmetry_scores`` row),
-    renormalised. The measurement never reads the generator the model learnt from, so it
-    carries over to images of other origins; the model decides where the measurement
-    finds no lattice (NaN rows: the model alone) and between groups the measurement's
-    thresholds barely separate.
+    ``w0 * log_softmax(logits)[g] + w1 * sigmoid(margin_g / w2)``, renormalised, where
+    ``margin_g`` is group ``g``'s signed margin in the ``symmetry_scores`` row
+    (:data:`MARGIN_COLUMNS`). The measured group gets nearly the whole bonus ``w1``; a
+    group whose scores only just miss a threshold gets about half of it, so the model
+    decides between the groups the measurement barely separates; a group the scores
+    contradict gets nothing. The measurement never reads the generator the model learnt
+    from, so it carries over to images of other origins; where it finds no lattice (NaN
+    margins) the model decides alone.
 
     Parameters
     ----------
@@ -671,15 +703,19 @@ def combined_log_probabilities(logits, scores, classes=None, weights=COMBINED_WE
     -------
     ndarray, float64 ``[n, k]``: log-probabilities.
     """
-    z = np.asarray(logits, np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    z = weights[0] * (z - np.log(np.exp(z).sum(axis=1, keepdims=True)))
-    margin = np.nan_to_num(np.asarray(scores, np.float64)[:, len(COLUMNS) + 2], nan=0.0)
-    j = measured_classes(scores, classes)
-    rows = np.flatnonzero(j >= 0)
-    z[rows, j[rows]] += weights[1] + weights[2] * np.clip(margin[rows] / MARGIN_SCALE, 0, 1)
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    from scipy.special import expit, log_softmax
+
+    from sarise.symmetry import GROUPS
+
+    classes = list(GROUPS if classes is None else classes)
+    z = weights[0] * log_softmax(np.asarray(logits, np.float64), axis=1)
+    first = len(SCORE_COLUMNS) - len(MARGIN_COLUMNS)
+    columns = [first + GROUPS.index(c) if c in GROUPS else None for c in classes]
+    scores = np.asarray(scores, np.float64)
+    margin = np.stack([scores[:, j] if j is not None else np.full(len(scores), np.nan)
+                       for j in columns], axis=1)  # fmt: skip
+    z += weights[1] * expit(np.nan_to_num(margin, nan=-np.inf) / weights[2])
+    return log_softmax(z, axis=1)
 
 
 def stored_pixel_nm(meta, size: int, fit: str) -> np.ndarray:
@@ -716,6 +752,10 @@ def run_columns(features_group, meta, preprocessing: dict):
     model's logits, also ``combined_group`` and ``combined_confidence``
     (:func:`combined_log_probabilities`)."""
     if "symmetry_scores" not in features_group:
+        return None
+    if list(features_group.attrs.get("symmetry_columns", [])) != list(SCORE_COLUMNS):
+        logger.warning("the measured symmetry of this run has other columns (an older "
+                       "sarise): run `sarise extract` again to see it")  # fmt: skip
         return None
     scores = features_group["symmetry_scores"][: len(meta)]
     nm = stored_pixel_nm(meta, int(preprocessing.get("size", 0) or 1),

@@ -219,35 +219,67 @@ def test_extract_measures_symmetry_into_the_feature_store_queryable(wallpaper_ru
         ProjectionTree(wallpaper_run, ProjectConfig(descriptor="both")).features()
 
 
-def _score_row(group: str | None, margin: float) -> np.ndarray:
+def _score_row(margins: dict[str, float]) -> np.ndarray:
+    """A ``symmetry_scores`` row with these groups' signed margins (none: no lattice)."""
     from sarise.symmetry_measure import SCORE_COLUMNS
 
     row = np.full(len(SCORE_COLUMNS), np.nan, np.float32)
-    if group is not None:
-        row[SCORE_COLUMNS.index("symmetry_group")] = GROUPS.index(group)
-        row[SCORE_COLUMNS.index("symmetry_margin")] = margin
+    if margins:
+        best = max(margins, key=margins.get)
+        row[SCORE_COLUMNS.index("symmetry_group")] = GROUPS.index(best)
+        row[SCORE_COLUMNS.index("symmetry_margin")] = margins[best]
+        for g, v in margins.items():
+            row[SCORE_COLUMNS.index(f"margin_{g}")] = v
     return row
 
 
 def test_combined_groups_weigh_the_measurement_against_the_model():
     from sarise.symmetry_measure import combined_log_probabilities
 
-    logits = np.zeros((4, 17))
+    logits = np.zeros((5, 17))
     logits[:, GROUPS.index("p4")] = 1.0  # a mild preference for p4
     logits[3, GROUPS.index("p4")] = 12.0  # a model sure of p4
-    scores = np.stack([_score_row(None, 0), _score_row("p4m", 0.2), _score_row("p4m", 0.0),
-                       _score_row("p4m", 0.2)])  # fmt: skip
+    scores = np.stack([
+        _score_row({}),
+        _score_row({"p4m": 0.2, "p4": -0.2, "p4g": -0.2}),
+        _score_row({"p4m": 0.0, "p4": -0.2, "p4g": -0.2}),
+        _score_row({"p4m": 0.2, "p4": -0.2, "p4g": -0.2}),
+        _score_row({"p4m": 0.005, "p4": -0.005, "p4g": -0.2}),  # the mirrors barely there
+    ])  # fmt: skip
     logp = combined_log_probabilities(logits, scores)
     assert np.allclose(np.exp(logp).sum(1), 1)
     best = [GROUPS[k] for k in logp.argmax(1)]
-    # no lattice: the model; a clear measurement beats a mild preference; a measurement at
-    # its threshold counts less than one well clear of it; a sure model keeps its group
-    assert best == ["p4", "p4m", "p4m", "p4"]
+    # no lattice: the model; a clear measurement beats a mild preference; a sure model
+    # keeps its group; where the measurement barely separates two groups, the model decides
+    assert best == ["p4", "p4m", "p4m", "p4", "p4"]
+    # a measurement at its threshold counts less than one well clear of it
     assert logp[1, GROUPS.index("p4m")] > logp[2, GROUPS.index("p4m")]
+    # a group the scores contradict gets no bonus: p4g stays with the groups never measured
+    assert np.isclose(logp[1, GROUPS.index("p4g")], logp[1, GROUPS.index("p6")], atol=0.01)
     # a model with its groups in another order gets the same answer in its own order
     order = list(reversed(GROUPS))
     again = combined_log_probabilities(logits[:, ::-1], scores, order)
     assert np.allclose(again[:, ::-1], logp)
+
+
+def test_every_allowed_group_has_a_signed_margin(images):
+    """The measured group is the only one clear of every threshold; the others' margins
+    say how far their scores are from making them so."""
+    from sarise.symmetry_measure import measure
+
+    allowed = {"oblique": {"p1", "p2"}, "rectangular": {"pm", "pg", "pmm", "pmg", "pgg"},
+               "centred": {"cm", "cmm"}, "square": {"p4", "p4m", "p4g"},
+               "hexagonal": {"p3", "p3m1", "p31m", "p6", "p6m"}}  # fmt: skip
+    for im in images[::7]:
+        m = measure(im.image)
+        if not m.has_lattice:
+            continue
+        assert m.groups[m.group] == max(m.groups.values())
+        assert sum(v > 0 for v in m.groups.values()) <= 1, m.groups
+        # p1 and p2 from every lattice, and the groups of the family's own symmetry
+        assert {"p1", "p2"} | allowed[m.family] <= set(m.groups), (m.family, m.groups)
+        if m.family == "oblique":
+            assert set(m.groups) == {"p1", "p2"}
 
 
 def test_combined_groups_of_generated_images_beat_an_uninformed_model(images):
