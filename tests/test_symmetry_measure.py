@@ -217,6 +217,13 @@ def test_extract_measures_symmetry_into_the_feature_store_queryable(wallpaper_ru
                 show_progress=False)  # fmt: skip
     with pytest.raises(Exception, match=r"extract\.symmetry: true"):
         ProjectionTree(wallpaper_run, ProjectConfig(descriptor="both")).features()
+    # a run measured by an older sarise, with other columns, is not read as these columns
+    from sarise.symmetry_measure import MARGIN_COLUMNS, SCORE_COLUMNS
+
+    old = list(SCORE_COLUMNS[: -len(MARGIN_COLUMNS)])
+    zarr.open_group(run / "features.zarr", mode="r+").attrs["symmetry_columns"] = old
+    again = open_run(run)
+    assert "symmetry_group" not in again and "combined_group" not in again
 
 
 def _score_row(margins: dict[str, float]) -> np.ndarray:
