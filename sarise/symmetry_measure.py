@@ -663,7 +663,7 @@ def score_table(scores: np.ndarray, pixel_nm: np.ndarray | None = None):
 #: half of it. Fitted by maximum likelihood to the shipped model's logits and the
 #: measurement of 1,088 validation images of its two training recipes
 #: (``python benchmarks/bench_combined.py --fit``).
-COMBINED_WEIGHTS = (0.78, 3.50, 0.026)
+COMBINED_WEIGHTS = (0.78, 3.50, 0.027)
 
 
 def measured_classes(scores, classes=None) -> np.ndarray:
