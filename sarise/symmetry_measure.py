@@ -6,7 +6,9 @@ them. One code path for NumPy and CuPy (``xp``), so the same functions run on CP
    FFT, has a peak at every lattice vector. The strongest peaks give a first basis; every
    lattice point in view refines it by least squares, and the basis is reduced to the two
    shortest independent vectors (``|a| <= |b|``, angle in [60, 90] degrees). An image
-   whose autocorrelation has no strong, lattice-consistent peaks has *no lattice*.
+   whose autocorrelation has no strong, lattice-consistent peaks has *no lattice*; a
+   large one is then searched in windows of half its side (an island or a terrace of
+   molecules on part of a scan), and the most confident window's lattice is measured.
 2. **The lattice's own symmetry** decides which operations can occur (its family): the
    directions along which a reflection maps the lattice onto itself (none: oblique; two:
    rectangular or centred; four: square; six: hexagonal), and 4- or 6-fold rotations only
@@ -64,6 +66,9 @@ THRESHOLD = 0.90
 REFLECTION_THRESHOLD = 0.93
 #: Autocorrelation peaks below this (relative to the origin) are not lattice points.
 MIN_PEAK = 0.25
+#: Images from this side up are also searched in windows of half the side where the
+#: whole holds no lattice (:func:`_find_lattice`).
+WINDOW_MIN = 192
 #: Tolerances of the lattice's own symmetry (relative length, and angle in degrees).
 LENGTH_TOL, ANGLE_TOL = 0.06, 4.0
 
@@ -459,18 +464,45 @@ def measure(image, *, xp=np, smooth: float | None = None, threshold: float = THR
 
 
 def _find_lattice(image, xp, smooth: float | None, min_peak: float):
-    """``(prepared centred square, (a, b, confidence))`` or None: step 1 of :func:`measure`."""
+    """``(prepared square, (a, b, confidence))`` or None: step 1 of :func:`measure`.
+
+    The centred square of the image first, as it is and then band-passed (a lattice on a
+    background: a tilt, a terrace). Where neither holds a lattice and the square is at
+    least :data:`WINDOW_MIN` px, its four corner and its centre windows of half the side
+    are tried the same way, and the one with the most confident lattice is used: an
+    island or a terrace of molecules covers part of a scan, and the rest of the scan
+    (substrate, step edges) drowns its peaks in the whole image's autocorrelation.
+    """
     img = xp.asarray(image)
     n = min(img.shape)
     y0, x0 = (img.shape[0] - n) // 2, (img.shape[1] - n) // 2
     img = img[y0 : y0 + n, x0 : x0 + n]
     sigma = n / 256.0 if smooth is None else smooth
+    found = _lattice_of_square(img, xp, sigma, min_peak)
+    if found is not None or n < WINDOW_MIN:
+        return found
+    w = n // 2
+    best = None
+    for y, x in ((0, 0), (0, n - w), (n - w, 0), (n - w, n - w), ((n - w) // 2, (n - w) // 2)):
+        found = _lattice_of_square(img[y : y + w, x : x + w], xp, sigma, min_peak)
+        if found is None:
+            continue
+        _, (a, b, confidence) = found
+        if max(np.linalg.norm(a), np.linalg.norm(b)) > w / 6:
+            continue  # part of a scan holds a lattice only of many cells
+        if best is None or confidence > best[1][2]:
+            best = found
+    return best
+
+
+def _lattice_of_square(img, xp, sigma: float, min_peak: float):
     a_img = _prepare(img, xp, sigma)
     if not np.isfinite(float(a_img.sum())) or float(a_img.std()) == 0:
         return None
     found = _lattice(_autocorrelation(a_img, xp), min_peak)
     if found is None:
         # a lattice on a background (an island, a terrace, a tilt): band-pass and retry
+        n = img.shape[0]
         a_img = _prepare(_highpass(xp.asarray(img, dtype=xp.float64), xp, n / 24.0), xp, sigma)
         found = _lattice(_autocorrelation(a_img, xp), min_peak, relaxed=True)
     return None if found is None else (a_img, found)

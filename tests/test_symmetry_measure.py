@@ -299,3 +299,27 @@ def test_combined_groups_of_generated_images_beat_an_uninformed_model(images):
     # the expected groups come from the generator's request, the measurement never reads it
     assert (best == truth).mean() >= 0.85, (best == truth).mean()
     assert (noise.argmax(1) == truth).mean() < 0.2
+
+
+def test_a_lattice_on_part_of_a_real_scan_is_found_and_domains_stay_no_lattice(shared_data):
+    """A molecular island on a bare substrate (Nanonis STM, ``example_FFT.sxm``) covers
+    part of the scan: its lattice is found in a window. The windows find no lattice in
+    the real PFM and AFM scans of ferroelectric domains and terraces, where the whole
+    scan has none."""
+    from sarise.config import IngestConfig
+    from sarise.ingest import list_files, preprocess_scan
+    from sarise.io import read_scan
+    from sarise.symmetry_measure import cell_size_px, measure
+
+    def first_channel(path):
+        return preprocess_scan(read_scan(path), IngestConfig())[1][0].astype(np.float64)
+
+    island = first_channel(shared_data / "sxm" / "example_FFT.sxm")
+    m = measure(island)
+    assert m.has_lattice and m.family == "hexagonal", m
+    assert 9.5 < np.linalg.norm(m.a) <= np.linalg.norm(m.b) < 11.5, (m.a, m.b)
+    assert 9.5 < cell_size_px(island) < 11.5
+    domains = list_files([shared_data / "pfm-h5", shared_data / "ibw", shared_data / "gwy"])
+    found = [p.name for p in domains if measure(first_channel(p)).has_lattice]
+    # one PbTiO3 scan holds a periodic array of large domains (cells of 80 x 130 px)
+    assert len(domains) >= 20 and found == ["PTO_Funakubo0001.h5"], found
