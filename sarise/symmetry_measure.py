@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from sarise.symmetry import GROUPS as _GROUPS
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -642,13 +644,7 @@ def _along_shortest(deg: float, lines) -> bool:
 #: ``sarise.symmetry.LATTICES`` and ``GROUPS`` (-1: no lattice), then the group's margin,
 #: then every group's signed margin in ``GROUPS`` order (:data:`MARGIN_COLUMNS`; NaN for
 #: groups the lattice family does not allow, and without a lattice).
-def _margin_columns() -> tuple[str, ...]:
-    from sarise.symmetry import GROUPS
-
-    return tuple(f"margin_{g}" for g in GROUPS)
-
-
-MARGIN_COLUMNS = _margin_columns()
+MARGIN_COLUMNS = tuple(f"margin_{g}" for g in _GROUPS)
 SCORE_COLUMNS = (*COLUMNS, "lattice_family", "symmetry_group", "symmetry_margin",
                  *MARGIN_COLUMNS)  # fmt: skip
 
@@ -737,12 +733,10 @@ def combined_log_probabilities(logits, scores, classes=None, weights=COMBINED_WE
     """
     from scipy.special import expit, log_softmax
 
-    from sarise.symmetry import GROUPS
-
-    classes = list(GROUPS if classes is None else classes)
+    classes = list(_GROUPS if classes is None else classes)
     z = weights[0] * log_softmax(np.asarray(logits, np.float64), axis=1)
     first = len(SCORE_COLUMNS) - len(MARGIN_COLUMNS)
-    columns = [first + GROUPS.index(c) if c in GROUPS else None for c in classes]
+    columns = [first + _GROUPS.index(c) if c in _GROUPS else None for c in classes]
     scores = np.asarray(scores, np.float64)
     margin = np.stack([scores[:, j] if j is not None else np.full(len(scores), np.nan)
                        for j in columns], axis=1)  # fmt: skip
