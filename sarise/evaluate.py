@@ -89,6 +89,17 @@ def _scores(labels: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[st
             "per_group": per, "confusion": cm.tolist()}  # fmt: skip
 
 
+def _file_measured(measured: np.ndarray, combined: np.ndarray) -> tuple[int, np.ndarray]:
+    """A file's measured group and combined log-probabilities from its tiles' (:func:`_measured`):
+    the commonest group and the mean over the tiles where a lattice is found, since a
+    lattice may cover only part of a scan (an island, a terrace, a grain); over all tiles
+    (the model alone, -1) where none is."""
+    found = measured >= 0
+    if not found.any():
+        return -1, combined.mean(0)
+    return int(np.bincount(measured[found]).argmax()), combined[found].mean(0)
+
+
 def _measured(images: np.ndarray, logits: np.ndarray, classes: list[str]):
     """The measured group (class index, -1 without a lattice) and the combined
     log-probabilities of images ``[n, (C,) H, W]`` (first channel) with these logits."""
@@ -446,10 +457,11 @@ def evaluate(
                 per_tile += np.split(flat, np.cumsum([len(t) for t in part])[:-1])
             logits = np.stack([lg.mean(0) for lg in per_tile])
             measured = combined = None
-            if cfg.measured:  # per image: the tiles' commonest measured group, mean log-probs
-                found = [_measured(t, lg, classes) for t, lg in zip(inputs, per_tile, strict=True)]
-                measured = np.array([np.bincount(m + 1).argmax() - 1 for m, _ in found])
-                combined = np.stack([c.mean(0) for _, c in found])
+            if cfg.measured:
+                files = [_file_measured(*_measured(t, lg, classes))
+                         for t, lg in zip(inputs, per_tile, strict=True)]  # fmt: skip
+                measured = np.array([m for m, _ in files])
+                combined = np.stack([c for _, c in files])
             res = score("folder", labels, logits, measured, combined,
                         f"labelled images in {folder} ({folder_mode})")  # fmt: skip
             prob = softmax(logits.astype(np.float64), axis=1).max(1)  # the predicted group's

@@ -193,3 +193,18 @@ def test_group_folders_may_use_full_or_orbifold_symbols(tmp_path):
     got = {p.split("/")[-2]: GROUPS[k] for p, k in zip(paths, labels, strict=True)}
     assert got == {"P4MM": "p4m", "c2mm": "cmm", "*632": "p6m", "p3m1": "p3m1"}
     assert len(inputs) == 4 and [e[0].split("/")[-1] for e in errors] == ["p5"]
+
+
+def test_a_file_is_measured_where_its_tiles_hold_a_lattice():
+    """A lattice on part of a scan (an island on a substrate) is measured in some of the
+    file's tiles: the file takes their group and combined probabilities, not the bare
+    substrate's (most tiles here), and the model alone where no tile holds one."""
+    from sarise.evaluate import _file_measured
+
+    measured = np.array([-1, -1, -1, 5, 5, 7])
+    combined = np.log(np.full((6, 17), 1 / 17))
+    combined[3:] = np.log(np.where(np.arange(17) == 5, 0.9, 0.1 / 16))
+    group, logp = _file_measured(measured, combined)
+    assert group == 5 and logp.argmax() == 5 and np.allclose(logp, combined[3:].mean(0))
+    group, logp = _file_measured(np.full(6, -1), combined)
+    assert group == -1 and np.allclose(logp, combined.mean(0))
