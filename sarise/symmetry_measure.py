@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from sarise.symmetry import GROUPS as _GROUPS
+from sarise.symmetry import GROUPS, LATTICES
 
 logger = logging.getLogger(__name__)
 
@@ -509,6 +509,7 @@ def _same_lattice(one, other, tol: float = 0.1) -> bool:
 
 
 def _lattice_of_square(img, xp, sigma: float, min_peak: float):
+    """``(prepared square, (a, b, confidence))`` of one square as it is, else band-passed."""
     a_img = _prepare(img, xp, sigma)
     if not np.isfinite(float(a_img.sum())) or float(a_img.std()) == 0:
         return None
@@ -655,15 +656,13 @@ def _along_shortest(deg: float, lines) -> bool:
 #: ``sarise.symmetry.LATTICES`` and ``GROUPS`` (-1: no lattice), then the group's margin,
 #: then every group's signed margin in ``GROUPS`` order (:data:`MARGIN_COLUMNS`; NaN for
 #: groups the lattice family does not allow, and without a lattice).
-MARGIN_COLUMNS = tuple(f"margin_{g}" for g in _GROUPS)
+MARGIN_COLUMNS = tuple(f"margin_{g}" for g in GROUPS)
 SCORE_COLUMNS = (*COLUMNS, "lattice_family", "symmetry_group", "symmetry_margin",
                  *MARGIN_COLUMNS)  # fmt: skip
 
 
 def score_rows(images, *, xp=np) -> np.ndarray:
     """``symmetry_scores`` rows (float32, :data:`SCORE_COLUMNS`) of a stack of images."""
-    from sarise.symmetry import GROUPS, LATTICES
-
     out = np.full((len(images), len(SCORE_COLUMNS)), np.nan, np.float32)
     for i, im in enumerate(images):
         m = measure(xp.asarray(im, dtype=xp.float64), xp=xp)
@@ -681,8 +680,6 @@ def score_table(scores: np.ndarray, pixel_nm: np.ndarray | None = None):
     ("" without a lattice), and ``lattice_a_nm``/``lattice_b_nm`` where the stored pixel
     size (``pixel_nm``, one per image, NaN where unknown) is given."""
     import pandas as pd
-
-    from sarise.symmetry import GROUPS, LATTICES
 
     table = pd.DataFrame(np.asarray(scores, np.float64), columns=list(SCORE_COLUMNS))
     fam = table.pop("lattice_family").fillna(-1).astype(int)
@@ -709,8 +706,6 @@ def measured_classes(scores, classes=None) -> np.ndarray:
     """The measured group of each ``symmetry_scores`` row as an index into ``classes``
     (default: ``sarise.symmetry.GROUPS``); -1 without a lattice or for a group not in
     ``classes``."""
-    from sarise.symmetry import GROUPS
-
     classes = list(GROUPS if classes is None else classes)
     column = np.array([classes.index(g) if g in classes else -1 for g in GROUPS] + [-1])
     group = np.nan_to_num(np.asarray(scores, np.float64)[:, len(COLUMNS) + 1], nan=-1)
@@ -744,10 +739,10 @@ def combined_log_probabilities(logits, scores, classes=None, weights=COMBINED_WE
     """
     from scipy.special import expit, log_softmax
 
-    classes = list(_GROUPS if classes is None else classes)
+    classes = list(GROUPS if classes is None else classes)
     z = weights[0] * log_softmax(np.asarray(logits, np.float64), axis=1)
     first = len(SCORE_COLUMNS) - len(MARGIN_COLUMNS)
-    columns = [first + _GROUPS.index(c) if c in _GROUPS else None for c in classes]
+    columns = [first + GROUPS.index(c) if c in GROUPS else None for c in classes]
     scores = np.asarray(scores, np.float64)
     margin = np.stack([scores[:, j] if j is not None else np.full(len(scores), np.nan)
                        for j in columns], axis=1)  # fmt: skip
@@ -812,8 +807,6 @@ def symmetry_descriptor(scores: np.ndarray) -> np.ndarray:
     """A scale-free descriptor from ``symmetry_scores`` rows: the rotation, mirror and
     glide scores, the lattice family (one-hot, and a "no lattice" flag), b/a and the cell
     angle / 90 (NaN as 0). The lattice constant is left out: magnifications differ."""
-    from sarise.symmetry import LATTICES
-
     x = np.asarray(scores, np.float64)
     col = {c: i for i, c in enumerate(SCORE_COLUMNS)}
     parts = [x[:, [col[c] for c in ("rot2", "rot3", "rot4", "rot6", "mirror", "glide")]]]
