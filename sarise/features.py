@@ -9,8 +9,8 @@ and ``probabilities[image, group]`` float32 (softmax), ``image_id[image]`` int64
 extractor's), the ``precision`` (``fp32`` or ``bf16``, :mod:`sarise.precision`) and the
 ``groups``. With ``extract.symmetry``, also ``symmetry_scores[image, symmetry]`` float32:
 the training-free measurement of :mod:`sarise.symmetry_measure`, its columns named in the
-attr ``symmetry_columns`` and its rotation and reflection thresholds in
-``symmetry_thresholds`` (a store measured with others is never resumed). Every array names
+attr ``symmetry_columns`` and what decides its scores (thresholds, the fine scale) in
+``symmetry_settings`` (a store measured with others is never resumed). Every array names
 its dimensions, so ``xarray.open_zarr`` reads it as is (:func:`sarise.open_run` joins it
 with the metadata).
 
@@ -47,7 +47,7 @@ from sarise._version import __version__
 from sarise.config import ExtractConfig
 from sarise.errors import SariseError
 from sarise.store import chunk_sizes
-from sarise.symmetry_measure import REFLECTION_THRESHOLD, SCORE_COLUMNS, THRESHOLD, score_rows
+from sarise.symmetry_measure import SCORE_COLUMNS, SETTINGS, score_rows
 
 __all__ = [
     "EXTRACTOR",
@@ -308,13 +308,13 @@ def _attrs(store, info: dict[str, Any], cfg: ExtractConfig) -> dict[str, Any]:
         "chunk": int(store.array("images").chunks[0]),
         "precision": cfg.precision,
         **({"symmetry_columns": list(SCORE_COLUMNS),
-            "symmetry_thresholds": [THRESHOLD, REFLECTION_THRESHOLD]} if cfg.symmetry else {}),
+            "symmetry_settings": dict(SETTINGS)} if cfg.symmetry else {}),
     }  # fmt: skip
 
 
 def _same(a: dict, b: dict) -> bool:
     keys = ("extractor", "version", "model_sha256", "preprocessing", "chunk", "precision",
-            "symmetry_columns", "symmetry_thresholds")  # fmt: skip
+            "symmetry_columns", "symmetry_settings")  # fmt: skip
     return all(a.get(k) == b.get(k) for k in keys)
 
 

@@ -141,6 +141,39 @@ def test_every_group_is_reachable():
                                              (6, False), (6, True)}  # fmt: skip
 
 
+def _harmonics(first: float, shell: int, weights: tuple[float, float], n: int = 128):
+    """A pattern of the square (``shell`` 4) or hexagonal (6) lattice: its first shell of
+    wave vectors, which alone is as symmetric as the lattice (p4m, p6m), plus the orbit of
+    a longer vector off every mirror line under the rotations, and that orbit's mirror
+    image, weighted ``weights``: unequal weights break every mirror, only in the detail."""
+    step = 360.0 / shell
+    b1 = np.array([1.0, 0.0])
+    b2 = np.array([0.0, 1.0]) if shell == 4 else np.array([0.5, 3**0.5 / 2])
+    y, x = np.mgrid[:n, :n].astype(float) * (2 * np.pi / first)
+
+    def rot(v, deg):
+        c, s_ = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+        return np.array([c * v[0] - s_ * v[1], s_ * v[0] + c * v[1]])
+
+    def orbit(k):  # cos is even: half the rotations give the whole orbit
+        turns = (rot(k, j * step) for j in range(shell // 2))
+        return sum(np.cos(q[0] * x + q[1] * y) for q in turns)
+
+    k = 2 * b1 + b2  # off the mirror lines of both lattices
+    mirror = np.array([k[0], -k[1]])
+    return orbit(b1) + weights[0] * orbit(k) + weights[1] * orbit(mirror)
+
+
+@pytest.mark.parametrize(("shell", "group", "holohedry"), [(4, "p4", "p4m"), (6, "p6", "p6m")])
+def test_a_mirror_only_the_smooth_part_of_a_pattern_has_is_not_measured(shell, group, holohedry):
+    # as independent generators make them: a smooth motif is nearly its lattice's holohedry
+    # (its false mirrors score above the threshold on the image as it is); the detail decides
+    assert measure(_harmonics(14.0, shell, (0.15, 0.0))).group == group
+    assert measure(_harmonics(14.0, shell, (0.15, 0.15))).group == holohedry
+    noise = np.random.default_rng(3).normal(0, 0.5, (128, 128))
+    assert measure(_harmonics(14.0, shell, (0.15, 0.15)) + noise).group == holohedry
+
+
 @pytest.mark.slow
 def test_extract_measures_symmetry_into_the_feature_store_queryable(wallpaper_run, tmp_path):
     import shutil
@@ -208,10 +241,13 @@ def test_extract_measures_symmetry_into_the_feature_store_queryable(wallpaper_ru
     # a store made without it is refused, not mixed; and without it there is no such map
     with pytest.raises(Exception, match="another model or preprocessing"):
         extract(run / "store", run / "features.zarr", show_progress=False)
-    # nor is one measured with other thresholds (an older sarise): its groups would differ
+    # nor is one measured with other settings (an older sarise): its groups would differ
     import zarr
 
-    zarr.open_group(run / "features.zarr", mode="r+").attrs["symmetry_thresholds"] = [0.85, 0.85]
+    from sarise.symmetry_measure import SETTINGS
+
+    older = {**SETTINGS, "fine_slack": 0.2}
+    zarr.open_group(run / "features.zarr", mode="r+").attrs["symmetry_settings"] = older
     with pytest.raises(Exception, match="another model or preprocessing"):
         extract(run / "store", run / "features.zarr", config=ExtractConfig(symmetry=True),
                 show_progress=False)  # fmt: skip
