@@ -362,15 +362,17 @@ def _family(a: np.ndarray, b: np.ndarray):
         return "oblique", []
     small = _SMALL @ np.stack([a, b])  # the lattice vectors i a + j b, |i|, |j| <= 3
     lengths = np.hypot(*small.T)
+    cell = np.stack([a, b, a + b, a - b])
     lines = []
     for v in dirs:
         deg = math.degrees(math.atan2(v[1], v[0])) % 180.0
         u = np.array([math.cos(math.radians(deg)), math.sin(math.radians(deg))])
         parallel = np.abs(small[:, 1] * u[0] - small[:, 0] * u[1]) < 0.05 * na
         along = float(lengths[parallel].min()) if parallel.any() else 2.0 * na  # shortest
-        proj = np.abs(small @ u)
-        step = float(proj[proj > 0.05 * na].min())
-        lines.append((deg, along, step > 0.75 * along))
+        # centred along the line: a vector of the cell reaches half-way between its points
+        frac = (cell @ u) / along
+        half_way = np.abs(np.abs(frac - np.round(frac)) - 0.5) < 0.15
+        lines.append((deg, along, not bool(half_way.any())))
     return family, sorted(lines)
 
 

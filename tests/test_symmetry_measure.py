@@ -141,6 +141,27 @@ def test_every_group_is_reachable():
                                              (6, False), (6, True)}  # fmt: skip
 
 
+@pytest.mark.parametrize("skew", [0.0, 1.5, 3.5])
+def test_mirror_and_glide_stay_apart_on_a_slightly_skewed_lattice(skew):
+    # a measured lattice is never exact (drift, shear): along the axes of a square or
+    # rectangular lattice mirror and glide differ (p4g, pmg, pgg need it), along its
+    # diagonals and every hexagonal direction they do not
+    from sarise.symmetry_measure import _family
+
+    g = np.radians(90.0 - skew)
+    for ratio, family in ((1.0, "square"), (1.45, "rectangular")):
+        a, b = np.array([14.0, 0.0]), 14.0 * ratio * np.array([np.cos(g), np.sin(g)])
+        got, lines = _family(a, b)
+        assert got == family
+        distinct = {round(d) % 180: flag for d, _, flag in lines}
+        axes = {0, round(90 - skew)}
+        assert all(distinct[d] for d in axes), lines
+        assert not any(flag for d, flag in distinct.items() if d not in axes), lines
+    h = np.radians(60.0 + skew)
+    _, lines = _family(np.array([14.0, 0.0]), 14.0 * np.array([np.cos(h), np.sin(h)]))
+    assert len(lines) == 6 and not any(flag for _, _, flag in lines), lines
+
+
 def _harmonics(first: float, shell: int, weights: tuple[float, float], n: int = 128):
     """A pattern of the square (``shell`` 4) or hexagonal (6) lattice: its first shell of
     wave vectors, which alone is as symmetric as the lattice (p4m, p6m), plus the orbit of
