@@ -12,7 +12,10 @@ them. One code path for NumPy and CuPy (``xp``), so the same functions run on CP
 2. **The lattice's own symmetry** decides which operations can occur (its family): the
    directions along which a reflection maps the lattice onto itself (none: oblique; two:
    rectangular or centred; four: square; six: hexagonal), and 4- or 6-fold rotations only
-   for square and hexagonal lattices.
+   for square and hexagonal lattices. Within a family's tolerances the image is then
+   resampled (an affine map about its centre) so that its lattice is the family's exact
+   one: a scan's slow drift or shear bends a square lattice a degree or two, and bends a
+   symmetry of the pattern with it.
 3. **Scores.** For each allowed operation ``g`` (a rotation about the image centre, or a
    reflection in a line through it), the central disc of ``g(image)`` is compared with the
    image at every translation by masked normalised cross-correlation (batched FFTs): an
@@ -87,9 +90,10 @@ WINDOW_MIN, WINDOW_CONFIDENCE = 192, 0.5
 #: 0.84-0.94 high-passed, a true one 1 in both (chosen on the validation splits,
 #: ``benchmarks/bench_combined.py``).
 FINE_SIGMA, FINE_SLACK = 0.1, 0.1
-#: What decides the measured scores and groups (kept with every stored measurement).
+#: What decides the measured scores and groups (kept with every stored measurement;
+#: ``rectified``: the lattice made exact within its family before scoring).
 SETTINGS = {"threshold": THRESHOLD, "reflection_threshold": REFLECTION_THRESHOLD,
-            "fine_sigma": FINE_SIGMA, "fine_slack": FINE_SLACK}  # fmt: skip
+            "fine_sigma": FINE_SIGMA, "fine_slack": FINE_SLACK, "rectified": True}  # fmt: skip
 #: Tolerances of the lattice's own symmetry (relative length, and angle in degrees).
 LENGTH_TOL, ANGLE_TOL = 0.06, 4.0
 
@@ -447,20 +451,59 @@ def measure(image, *, xp=np, smooth: float | None = None, threshold: float = THR
         return Measurement(False)
     a_img, (a, b, confidence) = found
     family, lines = _family(a, b)
-    scores, _ = _operation_scores(a_img, xp, a, b, family, lines, fallback=confidence)
+    ia, ib = a, b  # the basis the scores use
+    if family != "oblique":  # drift and shear leave a lattice slightly off its family's
+        a_img, (ia, ib) = _rectify(a_img, xp, a, b, family), _ideal_basis(a, b, family)
+        lines = _family(ia, ib)[1]
+    scores, _ = _operation_scores(a_img, xp, ia, ib, family, lines, fallback=confidence)
     if scores is None:
         return Measurement(False)
     # the same at the finer scale: a pattern's lowest harmonics are often more symmetric
     # than the pattern (a smooth p4 motif is nearly p4m), and only its detail tells
-    cell = max(float(np.linalg.norm(a)), float(np.linalg.norm(b)))
-    fine = _highpass(a_img, xp, FINE_SIGMA * cell)
-    fine_scores, fine_base = _operation_scores(_prepare(fine, xp, 0.0), xp, a, b, family, lines)
+    cell = max(float(np.linalg.norm(ia)), float(np.linalg.norm(ib)))
+    fine = _prepare(_highpass(a_img, xp, FINE_SIGMA * cell), xp, 0.0)
+    fine_scores, fine_base = _operation_scores(fine, xp, ia, ib, family, lines)
     if fine_scores is not None:
         slack = FINE_SLACK * (1.0 - fine_base)  # noise weighs more in the detail
         scores = {k: min(v, fine_scores.get(k, v) + slack) for k, v in scores.items()}
     m = Measurement(True, a, b, confidence, family, scores)
     _decide(m, lines, threshold, reflection_threshold)
     return m
+
+
+def _ideal_basis(a: np.ndarray, b: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarray]:
+    """The basis of ``family`` nearest the measured one: ``a``'s direction, and equal
+    lengths (their mean) at 90 or 60 degrees (square, hexagonal); a right angle
+    (rectangular); equal lengths, or ``b`` half-way along ``a`` (centred)."""
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    ua = a / na
+    side = 1.0 if ua[0] * b[1] - ua[1] * b[0] >= 0 else -1.0  # b's side of a
+    if family in ("square", "hexagonal"):
+        length = (na + nb) / 2
+        return length * ua, length * (_rotation(side * (90.0 if family == "square" else 60.0)) @ ua)
+    if family == "rectangular":
+        return a, nb * (_rotation(side * 90.0) @ ua)
+    if family == "centred" and abs(nb - na) <= LENGTH_TOL * na:
+        length = (na + nb) / 2
+        return length * ua, length * b / nb
+    if family == "centred":
+        return a, b - (float(a @ b) / (na * na) - 0.5) * a
+    return a, b
+
+
+def _rectify(a_img, xp, a: np.ndarray, b: np.ndarray, family: str):
+    """``a_img`` resampled about its centre by the affine map that takes the measured
+    basis onto :func:`_ideal_basis` (what a scan's linear drift or shear bent; outside
+    the image is its mean, 0), so that a symmetry of the pattern holds in the pixels."""
+    ideal = np.stack(_ideal_basis(a, b, family), axis=1)
+    back = np.stack([a, b], axis=1) @ np.linalg.inv(ideal)  # ideal pixel -> measured pixel
+    n = a_img.shape[0]
+    c = (n - 1) / 2.0
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float64) - c
+    sx = back[0, 0] * xx + back[0, 1] * yy + c
+    sy = back[1, 0] * xx + back[1, 1] * yy + c
+    coords = xp.asarray(np.stack([sy, sx]))
+    return _ndimage(xp).map_coordinates(a_img, coords, order=3, mode="constant", cval=0.0)
 
 
 def _operation_scores(a_img, xp, a, b, family: str, lines, fallback: float | None = None):
