@@ -94,8 +94,12 @@ FINE_SIGMA, FINE_SLACK = 0.1, 0.1
 #: ``rectified``: the lattice made exact within its family before scoring).
 SETTINGS = {"threshold": THRESHOLD, "reflection_threshold": REFLECTION_THRESHOLD,
             "fine_sigma": FINE_SIGMA, "fine_slack": FINE_SLACK, "rectified": True}  # fmt: skip
-#: Tolerances of the lattice's own symmetry (relative length, and angle in degrees).
-LENGTH_TOL, ANGLE_TOL = 0.06, 4.0
+#: Tolerances of the lattice's own symmetry (relative length, and angle in degrees). A
+#: lattice within them is made exact before scoring (:func:`_rectify`), so they are as wide
+#: as a drifting scan bends a lattice: at 0.06 and 4 degrees, images sheared by 5 degrees
+#: kept their group for 19 of 51; now all do, and the generated and simulated test sets
+#: move by at most 3 images in 1088 (lower groups stay reachable in a wider family).
+LENGTH_TOL, ANGLE_TOL = 0.10, 7.0
 
 #: The per-image columns of :meth:`Measurement.row` (``symmetry_scores[image, k]``).
 COLUMNS = ("lattice_a_px", "lattice_b_px", "lattice_angle_deg", "lattice_confidence",
