@@ -9,7 +9,7 @@ and ``probabilities[image, group]`` float32 (softmax), ``image_id[image]`` int64
 extractor's), the ``precision`` (``fp32`` or ``bf16``, :mod:`sarise.precision`) and the
 ``groups``. With ``extract.symmetry``, also ``symmetry_scores[image, symmetry]`` float32:
 the training-free measurement of :mod:`sarise.symmetry_measure`, its columns named in the
-attr ``symmetry_columns`` and what decides its scores (thresholds, the fine scale) in
+attr ``symmetry_columns`` and what decides its scores (thresholds, tolerances, scales) in
 ``symmetry_settings`` (a store measured with others is never resumed). Every array names
 its dimensions, so ``xarray.open_zarr`` reads it as is (:func:`sarise.open_run` joins it
 with the metadata).

@@ -90,16 +90,17 @@ WINDOW_MIN, WINDOW_CONFIDENCE = 192, 0.5
 #: 0.84-0.94 high-passed, a true one 1 in both (chosen on the validation splits,
 #: ``benchmarks/bench_combined.py``).
 FINE_SIGMA, FINE_SLACK = 0.1, 0.1
-#: What decides the measured scores and groups (kept with every stored measurement;
-#: ``rectified``: the lattice made exact within its family before scoring).
-SETTINGS = {"threshold": THRESHOLD, "reflection_threshold": REFLECTION_THRESHOLD,
-            "fine_sigma": FINE_SIGMA, "fine_slack": FINE_SLACK, "rectified": True}  # fmt: skip
 #: Tolerances of the lattice's own symmetry (relative length, and angle in degrees). A
 #: lattice within them is made exact before scoring (:func:`_rectify`), so they are as wide
 #: as a drifting scan bends a lattice: at 0.06 and 4 degrees, images sheared by 5 degrees
 #: kept their group for 19 of 51; now all do, and the generated and simulated test sets
 #: move by at most 3 images in 1088 (lower groups stay reachable in a wider family).
 LENGTH_TOL, ANGLE_TOL = 0.10, 7.0
+#: What decides the measured scores and groups (kept with every stored measurement;
+#: ``rectified``: the lattice made exact within its family before scoring).
+SETTINGS = {"threshold": THRESHOLD, "reflection_threshold": REFLECTION_THRESHOLD,
+            "length_tol": LENGTH_TOL, "angle_tol": ANGLE_TOL, "rectified": True,
+            "fine_sigma": FINE_SIGMA, "fine_slack": FINE_SLACK}  # fmt: skip
 
 #: The per-image columns of :meth:`Measurement.row` (``symmetry_scores[image, k]``).
 COLUMNS = ("lattice_a_px", "lattice_b_px", "lattice_angle_deg", "lattice_confidence",
