@@ -458,8 +458,8 @@ def measure(image, *, xp=np, smooth: float | None = None, threshold: float = THR
     family, lines = _family(a, b)
     ia, ib = a, b  # the basis the scores use
     if family != "oblique":  # drift and shear leave a lattice slightly off its family's
-        a_img, (ia, ib) = _rectify(a_img, xp, a, b, family), _ideal_basis(a, b, family)
-        lines = _family(ia, ib)[1]
+        ia, ib = _ideal_basis(a, b, family)
+        a_img, lines = _rectify(a_img, xp, (a, b), (ia, ib)), _family(ia, ib)[1]
     scores, _ = _operation_scores(a_img, xp, ia, ib, family, lines, fallback=confidence)
     if scores is None:
         return Measurement(False)
@@ -496,12 +496,13 @@ def _ideal_basis(a: np.ndarray, b: np.ndarray, family: str) -> tuple[np.ndarray,
     return a, b
 
 
-def _rectify(a_img, xp, a: np.ndarray, b: np.ndarray, family: str):
-    """``a_img`` resampled about its centre by the affine map that takes the measured
-    basis onto :func:`_ideal_basis` (what a scan's linear drift or shear bent; outside
-    the image is its mean, 0), so that a symmetry of the pattern holds in the pixels."""
-    ideal = np.stack(_ideal_basis(a, b, family), axis=1)
-    back = np.stack([a, b], axis=1) @ np.linalg.inv(ideal)  # ideal pixel -> measured pixel
+def _rectify(a_img, xp, measured, ideal):
+    """``a_img`` resampled about its centre by the affine map that takes the ``measured``
+    basis ``(a, b)`` onto the ``ideal`` one (:func:`_ideal_basis`: what a scan's linear
+    drift or shear bent; outside the image is its mean, 0), so that a symmetry of the
+    pattern holds in the pixels."""
+    # an ideal pixel's offset from the centre -> the measured one's
+    back = np.stack(measured, axis=1) @ np.linalg.inv(np.stack(ideal, axis=1))
     n = a_img.shape[0]
     c = (n - 1) / 2.0
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float64) - c
