@@ -26,13 +26,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+from sarise.openmp import wait_passively
 
-from sarise.config import load_config
-from sarise.evaluate import FAMILIES, _generated, predict
-from sarise.models.export import export_model, load_model
-from sarise.symmetry import GROUPS
-from sarise.train import quiet_lightning, train
+wait_passively()  # as `sarise train`: before torch is imported
+
+import numpy as np  # noqa: E402
+
+from sarise.config import load_config  # noqa: E402
+from sarise.evaluate import FAMILIES, _generated, predict  # noqa: E402
+from sarise.models.export import export_model, load_model  # noqa: E402
+from sarise.symmetry import GROUPS  # noqa: E402
+from sarise.train import quiet_lightning, train  # noqa: E402
 
 
 def point(base, size: int, width: int, steps: int, batch: int, val_per_group: int,

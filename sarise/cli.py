@@ -176,6 +176,9 @@ def train_cmd(
     progress: Annotated[bool, typer.Option(help="Show a progress bar on a terminal.")] = True,
 ) -> None:
     """Train the symmetry classifier on wallpaper images generated on the fly (resumes)."""
+    from sarise.openmp import wait_passively
+
+    wait_passively()  # before torch is imported: the loaders get the cores it would spin on
     from sarise.config import load_config
     from sarise.train import train
 

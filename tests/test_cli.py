@@ -65,6 +65,36 @@ def test_help_does_not_load_the_heavy_stack(cli_env):
     assert out.stdout.strip() == "[]"
 
 
+_WAIT_AT_TORCH_IMPORT = """
+import os, sys
+seen = []
+class Watch:  # records OMP_WAIT_POLICY when torch is first imported (libgomp reads it then)
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and not seen:
+            seen.append(os.environ.get("OMP_WAIT_POLICY"))
+sys.meta_path.insert(0, Watch())
+from sarise.cli import app
+from typer.testing import CliRunner
+out = CliRunner().invoke(app, ["train", sys.argv[1]])
+print(seen, out.exit_code)
+"""
+
+
+def test_train_lets_torchs_threads_sleep_while_they_wait(tmp_path, cli_env):
+    """`sarise train` sets OMP_WAIT_POLICY=PASSIVE before torch loads (its loaders get
+    the cores torch's waiting threads would spin on); a value the user set is kept."""
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")  # train fails once torch is in (OUT is a file)
+    env = {k: v for k, v in cli_env.items() if k != "OMP_WAIT_POLICY"}
+    for user, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
+        if user:
+            env["OMP_WAIT_POLICY"] = user
+        out = subprocess.run([sys.executable, "-c", _WAIT_AT_TORCH_IMPORT, str(not_a_folder)],
+                             capture_output=True, text=True, env=env, check=True)  # fmt: skip
+        seen, code = out.stdout.split()[-2:]
+        assert seen == f"['{expected}']" and code != "0", out.stdout
+
+
 def test_sizes_and_patterns_are_refused_at_the_boundary(tmp_path, cli_env):
     huge_k = run(["search", str(tmp_path), "--id", "1", "--k", "1000000000"], cli_env)
     assert huge_k.returncode == 2 and "Invalid value for '--k'" in huge_k.stderr

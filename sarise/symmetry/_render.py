@@ -44,7 +44,8 @@ __all__ = [
 
 @cache
 def orbit_index(group: str, n: int) -> np.ndarray:
-    """Flat raster indices of the orbit of every raster point, shape ``(n * n, order)``."""
+    """Flat raster indices of the orbit of every raster point, shape ``(order, n * n)``:
+    row ``k`` is where operation ``k`` takes each point (summed over rows, contiguous)."""
     g = get_group(group)
     _check_resolution(n)
     i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
@@ -54,7 +55,6 @@ def orbit_index(group: str, n: int) -> np.ndarray:
         ii = (m[0, 0] * i + m[0, 1] * j + ti) % n
         jj = (m[1, 0] * i + m[1, 1] * j + tj) % n
         out[k] = (ii * n + jj).ravel()
-    out = np.ascontiguousarray(out.T)
     out.setflags(write=False)
     return out
 
@@ -83,7 +83,7 @@ def symmetrise(motif: np.ndarray, group: str | PlaneGroup) -> np.ndarray:
     # whatever the order of its terms: the result is invariant bit for bit.
     scale = _QUANTUM / max(float(np.abs(motif).max()), 1e-300)
     q = np.rint(motif * scale)
-    return (q.ravel()[idx].sum(axis=1) / (scale * idx.shape[1])).reshape(n, n)
+    return (q.ravel()[idx].sum(axis=0) / (scale * idx.shape[0])).reshape(n, n)
 
 
 def blur_raster(raster: np.ndarray, basis: np.ndarray, sigma: float) -> np.ndarray:
@@ -177,12 +177,22 @@ def self_similarity(raster: np.ndarray, group: PlaneGroup, setting: str) -> floa
     var = float((z * z).sum())
     if var == 0.0:
         return 1.0
-    peaks = _own_peaks(group.name, setting, n)
+    perms, keep = _similarity_tables(group.name, setting, n)
     fz = np.fft.fft2(z).ravel()
-    perms = np.stack([_frequency_permutation(m, n) for m, _ in peaks])
     corr = np.fft.ifft2((fz[None, :] * np.conj(fz[perms])).reshape(-1, n, n)).real
-    keep = np.stack([k for _, k in peaks]).reshape(corr.shape)
     return float(corr[keep].max()) / var
+
+
+@cache
+def _similarity_tables(group: str, setting: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`self_similarity`'s spectrum permutations (one row per lattice operation)
+    and the mask of the translations it searches, shape ``(operations, n, n)``."""
+    peaks = _own_peaks(group, setting, n)
+    perms = np.stack([_frequency_permutation(m, n) for m, _ in peaks])
+    keep = np.stack([k for _, k in peaks]).reshape(-1, n, n)
+    perms.setflags(write=False)
+    keep.setflags(write=False)
+    return perms, keep
 
 
 def _padded(raster: np.ndarray) -> np.ndarray:
