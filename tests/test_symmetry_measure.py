@@ -212,6 +212,65 @@ def test_a_mirror_only_the_smooth_part_of_a_pattern_has_is_not_measured(shell, g
     assert measure(_harmonics(14.0, shell, (0.15, 0.15)) + noise).group == holohedry
 
 
+def _aliased(group: str, seed: int, n: int = 128):
+    """A pattern of fine detail (a noise motif blurred 0.4 px) on a lattice of 10-16 px
+    whose vectors are not whole pixels, and its basis: the detail is aliased, and repeats
+    exactly only on a supercell whose vectors are nearly whole pixels."""
+    from sarise.symmetry._render import blur_raster, render_raster, symmetrise
+
+    rng = np.random.default_rng(seed)
+    g = get_group(group)
+    length, theta = rng.uniform(10, 16), rng.uniform(0, np.pi / 2)
+    a1 = length * np.array([np.cos(theta), np.sin(theta)])
+    a2 = np.array([-a1[1], a1[0]]) * (1.0 if group.startswith("p4") else 1.3)
+    basis = np.stack([a1, a2], 1)
+    raster = symmetrise(blur_raster(symmetrise(rng.standard_normal((64, 64)), g), basis, 0.4), g)
+    image = render_raster(raster, (n, n), inv_basis=np.linalg.inv(basis), phase=rng.random(2),
+                          hexagonal=False)  # fmt: skip
+    return image, basis
+
+
+@pytest.mark.parametrize(("group", "seed"),
+                         [("p2", 9), ("pmm", 9), ("pmg", 2), ("p4", 3), ("p4m", 6), ("pgg", 9)])  # fmt: skip
+def test_an_aliased_pattern_is_measured_on_its_own_lattice_not_a_whole_pixel_supercell(group, seed):
+    # the autocorrelation of each peaks highest on a supercell of index 3-8 (whole-pixel
+    # vectors); smoothed, it shows the pattern's own cell
+    image, basis = _aliased(group, seed)
+    m = measure(image)
+    area = abs(m.a[0] * m.b[1] - m.a[1] * m.b[0])
+    assert area == pytest.approx(abs(np.linalg.det(basis)), rel=0.05)
+    assert m.group == group
+
+
+def _hexagonal_atoms(spacing: float, bright: float, n: int = 128):
+    """Gaussian atoms on a hexagonal lattice, one in three (a sqrt3 x sqrt3 R30
+    superstructure, index 3) brighter by ``bright``."""
+    a1 = spacing * np.array([np.cos(0.3), np.sin(0.3)])
+    a2 = spacing * np.array([np.cos(0.3 + np.pi / 3), np.sin(0.3 + np.pi / 3)])
+    y, x = np.mgrid[:n, :n].astype(float)
+    image = np.zeros((n, n))
+    k = int(n / spacing) + 3
+    for i in range(-k, 2 * k):
+        for j in range(-k, 2 * k):
+            px, py = i * a1 + j * a2 + (3.3, 5.1)
+            if -3 * spacing < px < n + 3 * spacing and -3 * spacing < py < n + 3 * spacing:
+                w = 1.0 + (bright if (i - j) % 3 == 0 else 0.0)
+                image += w * np.exp(-((x - px) ** 2 + (y - py) ** 2) / (2 * (0.22 * spacing) ** 2))
+    return image
+
+
+@pytest.mark.parametrize("spacing", [7.3, 10.7])
+def test_a_superstructure_keeps_its_supercell(spacing):
+    # a reconstruction is coarser than the pixel scale: smoothing keeps it (and a faint one
+    # is below the lattice's own peaks in any case)
+    assert np.linalg.norm(measure(_hexagonal_atoms(spacing, 0.4)).a) == pytest.approx(
+        spacing * 3**0.5, rel=0.02
+    )
+    assert np.linalg.norm(measure(_hexagonal_atoms(spacing, 0.05)).a) == pytest.approx(
+        spacing, rel=0.02
+    )
+
+
 @pytest.mark.slow
 def test_extract_measures_symmetry_into_the_feature_store_queryable(wallpaper_run, tmp_path):
     import shutil
