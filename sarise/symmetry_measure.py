@@ -103,11 +103,13 @@ LENGTH_TOL, ANGLE_TOL = 0.10, 7.0
 #: (:func:`_finer_lattice`; both chosen on the validation splits).
 ALIAS_SIGMA, ALIAS_SHARE = 1.5, 0.95
 #: What decides the measured scores and groups (kept with every stored measurement;
-#: ``rectified``: the lattice made exact within its family before scoring).
+#: ``rectified``: the lattice made exact within its family before scoring;
+#: ``hexagonal_supercell``: a sqrt3 x 1 rectangular lattice is tried as hexagonal).
 SETTINGS = {"threshold": THRESHOLD, "reflection_threshold": REFLECTION_THRESHOLD,
             "length_tol": LENGTH_TOL, "angle_tol": ANGLE_TOL, "rectified": True,
             "fine_sigma": FINE_SIGMA, "fine_slack": FINE_SLACK,
-            "alias_sigma": ALIAS_SIGMA, "alias_share": ALIAS_SHARE}  # fmt: skip
+            "alias_sigma": ALIAS_SIGMA, "alias_share": ALIAS_SHARE,
+            "hexagonal_supercell": True}  # fmt: skip
 
 #: The per-image columns of :meth:`Measurement.row` (``symmetry_scores[image, k]``).
 COLUMNS = ("lattice_a_px", "lattice_b_px", "lattice_angle_deg", "lattice_confidence",
@@ -463,13 +465,33 @@ def measure(image, *, xp=np, smooth: float | None = None, threshold: float = THR
         return Measurement(False)
     a_img, (a, b, confidence) = found
     family, lines = _family(a, b)
+    scores, lines = _two_scale_scores(a_img, xp, a, b, family, lines, confidence)
+    hexagonal = _hexagonal_within(a, b) if family == "rectangular" else None
+    if scores is not None and hexagonal is not None:
+        # the sqrt3 rectangular supercell of a hexagonal lattice (its centring a weaker
+        # peak): a 3-fold rotation can only be the hexagonal lattice's
+        hex_scores, hex_lines = _two_scale_scores(a_img, xp, *hexagonal, "hexagonal",
+                                                  _family(*hexagonal)[1], confidence)  # fmt: skip
+        if hex_scores is not None and hex_scores["rot3"] >= threshold:
+            (a, b), family, scores, lines = hexagonal, "hexagonal", hex_scores, hex_lines
+    if scores is None:
+        return Measurement(False)
+    m = Measurement(True, a, b, confidence, family, scores)
+    _decide(m, lines, threshold, reflection_threshold)
+    return m
+
+
+def _two_scale_scores(a_img, xp, a, b, family: str, lines, confidence: float):
+    """``(scores, lines)`` of step 3 on a lattice of ``family``: the image resampled so
+    that the lattice is the family's exact one (not an oblique one), scored as it is and
+    high-passed; ``(None, lines)`` where it cannot be scored."""
     ia, ib = a, b  # the basis the scores use
     if family != "oblique":  # drift and shear leave a lattice slightly off its family's
         ia, ib = _ideal_basis(a, b, family)
         a_img, lines = _rectify(a_img, xp, (a, b), (ia, ib)), _family(ia, ib)[1]
     scores, _ = _operation_scores(a_img, xp, ia, ib, family, lines, fallback=confidence)
     if scores is None:
-        return Measurement(False)
+        return None, lines
     # the same at the finer scale: a pattern's lowest harmonics are often more symmetric
     # than the pattern (a smooth p4 motif is nearly p4m), and only its detail tells
     cell = max(float(np.linalg.norm(ia)), float(np.linalg.norm(ib)))
@@ -478,9 +500,18 @@ def measure(image, *, xp=np, smooth: float | None = None, threshold: float = THR
     if fine_scores is not None:
         slack = FINE_SLACK * (1.0 - fine_base)  # noise weighs more in the detail
         scores = {k: min(v, fine_scores.get(k, v) + slack) for k, v in scores.items()}
-    m = Measurement(True, a, b, confidence, family, scores)
-    _decide(m, lines, threshold, reflection_threshold)
-    return m
+    return scores, lines
+
+
+def _hexagonal_within(a: np.ndarray, b: np.ndarray):
+    """The hexagonal basis whose sqrt3 x 1 rectangular supercell ``a, b`` is (the
+    shorter vector and the centre of the cell, within the length tolerance), or None."""
+    short, long = (a, b) if np.linalg.norm(a) <= np.linalg.norm(b) else (b, a)
+    ratio = float(np.linalg.norm(long) / np.linalg.norm(short)) / math.sqrt(3.0)
+    if abs(ratio - 1.0) > LENGTH_TOL:
+        return None
+    basis = _reduce(short, (short + long) / 2)
+    return basis if _family(*basis)[0] == "hexagonal" else None
 
 
 def _ideal_basis(a: np.ndarray, b: np.ndarray, family: str) -> tuple[np.ndarray, np.ndarray]:

@@ -220,13 +220,16 @@ def _aliased(group: str, seed: int, n: int = 128):
 
     rng = np.random.default_rng(seed)
     g = get_group(group)
-    length, theta = rng.uniform(10, 16), rng.uniform(0, np.pi / 2)
+    length, theta = rng.uniform(10, 16), rng.uniform(0, np.pi / (3 if g.hexagonal else 2))
     a1 = length * np.array([np.cos(theta), np.sin(theta)])
-    a2 = np.array([-a1[1], a1[0]]) * (1.0 if group.startswith("p4") else 1.3)
+    if g.hexagonal:
+        a2 = length * np.array([np.cos(theta + 2 * np.pi / 3), np.sin(theta + 2 * np.pi / 3)])
+    else:
+        a2 = np.array([-a1[1], a1[0]]) * (1.0 if group.startswith("p4") else 1.3)
     basis = np.stack([a1, a2], 1)
     raster = symmetrise(blur_raster(symmetrise(rng.standard_normal((64, 64)), g), basis, 0.4), g)
     image = render_raster(raster, (n, n), inv_basis=np.linalg.inv(basis), phase=rng.random(2),
-                          hexagonal=False)  # fmt: skip
+                          hexagonal=g.hexagonal)  # fmt: skip
     return image, basis
 
 
@@ -240,6 +243,18 @@ def test_an_aliased_pattern_is_measured_on_its_own_lattice_not_a_whole_pixel_sup
     area = abs(m.a[0] * m.b[1] - m.a[1] * m.b[0])
     assert area == pytest.approx(abs(np.linalg.det(basis)), rel=0.05)
     assert m.group == group
+
+
+@pytest.mark.parametrize(("group", "seed"),
+                         [("p3", 0), ("p31m", 4), ("p6", 6), ("p6m", 4), ("p3m1", 7)])  # fmt: skip
+def test_a_hexagonal_lattice_found_as_its_rectangular_supercell_is_made_hexagonal(group, seed):
+    # the autocorrelation of each shows the sqrt3 x 1 rectangular cell (the centring, aliased,
+    # is a weaker peak); a 3-fold rotation can only be a hexagonal lattice's
+    image, basis = _aliased(group, seed)
+    m = measure(image)
+    assert m.family == "hexagonal" and m.group == group
+    area = abs(m.a[0] * m.b[1] - m.a[1] * m.b[0])
+    assert area == pytest.approx(abs(np.linalg.det(basis)), rel=0.05)
 
 
 def _hexagonal_atoms(spacing: float, bright: float, n: int = 128):
