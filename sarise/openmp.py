@@ -22,19 +22,13 @@ is kept.
 from __future__ import annotations
 
 import os
-import sys
 
 __all__ = ["wait_passively"]
 
 
-def wait_passively() -> bool:
-    """Let torch's OpenMP threads sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``).
-
-    Sets the variable for this process and the processes it starts (data loaders, local
-    ranks) unless it is set already. Returns whether this process's threads will wait
-    passively: not where torch was imported before the call, nor where the user chose
-    another policy.
-    """
+def wait_passively() -> None:
+    """Let torch's OpenMP threads sleep while they wait (``OMP_WAIT_POLICY=PASSIVE``),
+    in this process and the processes it starts (data loaders, local ranks), unless the
+    variable is set already. Call it before torch is imported: after, it reaches only the
+    processes started from then on."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    passive = os.environ["OMP_WAIT_POLICY"].strip().upper() == "PASSIVE"
-    return passive and "torch" not in sys.modules

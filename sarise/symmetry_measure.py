@@ -464,14 +464,13 @@ def measure(image, *, xp=np, smooth: float | None = None, threshold: float = THR
     if found is None:
         return Measurement(False)
     a_img, (a, b, confidence) = found
-    family, lines = _family(a, b)
-    scores, lines = _two_scale_scores(a_img, xp, a, b, family, lines, confidence)
+    family, _ = _family(a, b)
+    scores, lines = _two_scale_scores(a_img, xp, a, b, family, confidence)
     hexagonal = _hexagonal_within(a, b) if family == "rectangular" else None
     if scores is not None and hexagonal is not None:
         # the sqrt3 rectangular supercell of a hexagonal lattice (its centring a weaker
         # peak): a 3-fold rotation can only be the hexagonal lattice's
-        hex_scores, hex_lines = _two_scale_scores(a_img, xp, *hexagonal, "hexagonal",
-                                                  _family(*hexagonal)[1], confidence)  # fmt: skip
+        hex_scores, hex_lines = _two_scale_scores(a_img, xp, *hexagonal, "hexagonal", confidence)
         if hex_scores is not None and hex_scores["rot3"] >= threshold:
             (a, b), family, scores, lines = hexagonal, "hexagonal", hex_scores, hex_lines
     if scores is None:
@@ -481,14 +480,15 @@ def measure(image, *, xp=np, smooth: float | None = None, threshold: float = THR
     return m
 
 
-def _two_scale_scores(a_img, xp, a, b, family: str, lines, confidence: float):
-    """``(scores, lines)`` of step 3 on a lattice of ``family``: the image resampled so
-    that the lattice is the family's exact one (not an oblique one), scored as it is and
-    high-passed; ``(None, lines)`` where it cannot be scored."""
+def _two_scale_scores(a_img, xp, a, b, family: str, confidence: float):
+    """``(scores, lines)`` of step 3 on a lattice of ``family`` and its reflection lines:
+    the image resampled so that the lattice is the family's exact one (not an oblique
+    one), scored as it is and high-passed; ``(None, lines)`` where it cannot be scored."""
     ia, ib = a, b  # the basis the scores use
     if family != "oblique":  # drift and shear leave a lattice slightly off its family's
         ia, ib = _ideal_basis(a, b, family)
-        a_img, lines = _rectify(a_img, xp, (a, b), (ia, ib)), _family(ia, ib)[1]
+        a_img = _rectify(a_img, xp, (a, b), (ia, ib))
+    lines = _family(ia, ib)[1]
     scores, _ = _operation_scores(a_img, xp, ia, ib, family, lines, fallback=confidence)
     if scores is None:
         return None, lines
@@ -626,9 +626,17 @@ def _find_lattice(image, xp, smooth: float | None, min_peak: float):
 
 def _same_lattice(one, other, tol: float = 0.1) -> bool:
     """Whether two bases ``(a, b, ...)`` span the same lattice (to ``tol`` of a cell)."""
-    m = np.linalg.solve(np.stack(one[:2], axis=1), np.stack(other[:2], axis=1))
+    index = _supercell_index(one, other, tol)
+    return index is not None and abs(index - 1) < 1e-6
+
+
+def _supercell_index(fine, coarse, tol: float) -> float | None:
+    """How many cells of the basis ``fine`` one cell of ``coarse`` holds (both ``(a, b,
+    ...)``), or None where ``coarse``'s vectors are not lattice vectors of ``fine`` (to
+    ``tol`` of a cell)."""
+    m = np.linalg.solve(np.stack(fine[:2], axis=1), np.stack(coarse[:2], axis=1))
     r = np.round(m)
-    return bool(np.abs(m - r).max() < tol and abs(abs(np.linalg.det(r)) - 1) < 1e-6)
+    return float(abs(np.linalg.det(r))) if np.abs(m - r).max() < tol else None
 
 
 def _lattice_of_square(img, xp, sigma: float, min_peak: float):
@@ -664,9 +672,8 @@ def _finer_lattice(img, xp, found, min_peak: float):
     if finer is None:
         return found
     a, b = found[:2]
-    m = np.linalg.solve(np.stack(finer[:2], axis=1), np.stack((a, b), axis=1))
-    index = abs(np.linalg.det(np.round(m)))
-    if np.abs(m - np.round(m)).max() >= 0.15 or index < 2.5:
+    index = _supercell_index(finer, found, tol=0.15)
+    if index is None or index < 2.5:
         return found
     half = np.asarray(acf.shape[::-1]) // 2 - 2
     near = _predicted(_peaks(acf, 0.0), a, b, half, 4.0 * float(np.linalg.norm(b)))
