@@ -257,6 +257,52 @@ def test_a_hexagonal_lattice_found_as_its_rectangular_supercell_is_made_hexagona
     assert area == pytest.approx(abs(np.linalg.det(basis)), rel=0.05)
 
 
+def _smooth(group: str, seed: int, blur: float, n: int = 128):
+    """A pattern of a smooth motif (a noise motif blurred ``blur`` px) on a square (p4
+    groups) or 1 : 1.4 rectangular lattice of 14-22 px, and its conventional basis. A smooth
+    motif is nearly centred where the group's two motifs of a cell differ only in detail
+    (a glide's, or a 4-fold's of either hand in p4g)."""
+    from sarise.symmetry._render import blur_raster, render_raster, symmetrise
+
+    rng = np.random.default_rng(seed)
+    g = get_group(group)
+    length, theta = rng.uniform(14, 22), rng.uniform(0, np.pi / 2)
+    a1 = length * np.array([np.cos(theta), np.sin(theta)])
+    a2 = np.array([-a1[1], a1[0]]) * (1.0 if group.startswith("p4") else 1.4)
+    basis = np.stack([a1, a2], 1)
+    raster = symmetrise(blur_raster(symmetrise(rng.standard_normal((64, 64)), g), basis, blur), g)
+    image = render_raster(raster, (n, n), inv_basis=np.linalg.inv(basis), phase=rng.random(2),
+                          hexagonal=False)  # fmt: skip
+    return image, basis
+
+
+def _cells(m, basis) -> float:
+    """The measured cell's area in cells of ``basis``."""
+    return abs(m.a[0] * m.b[1] - m.a[1] * m.b[0]) / abs(np.linalg.det(basis))
+
+
+@pytest.mark.parametrize(("group", "blur", "seed"),
+                         [("p4g", 1.5, 5), ("pgg", 2.5, 11), ("pmg", 2.5, 1), ("p4", 1.5, 7)])  # fmt: skip
+def test_a_pseudo_translation_of_a_smooth_motif_is_not_a_lattice_vector(group, blur, seed):
+    # each one's autocorrelation peaks at the centre of the cell nearly as high as on the
+    # lattice (a centred cell of half the area, on which the group is out of reach); in the
+    # detail that peak is weak
+    image, basis = _smooth(group, seed, blur)
+    m = measure(image)
+    assert _cells(m, basis) == pytest.approx(1.0, rel=0.05)
+    if group != "p4":  # its smooth motif is nearly p4m: the lattice is what this checks
+        assert m.group == group
+
+
+@pytest.mark.parametrize(("group", "seed"), [("cm", 0), ("cm", 2), ("cmm", 0), ("cmm", 3)])
+def test_a_centred_lattice_keeps_its_centring(group, seed):
+    # the same smooth motifs with a true centring: its peak is as high in the detail
+    image, basis = _smooth(group, seed, 2.5)
+    m = measure(image)
+    assert _cells(m, basis) == pytest.approx(0.5, rel=0.05)
+    assert m.group == group
+
+
 def _hexagonal_atoms(spacing: float, bright: float, n: int = 128):
     """Gaussian atoms on a hexagonal lattice, one in three (a sqrt3 x sqrt3 R30
     superstructure, index 3) brighter by ``bright``."""
