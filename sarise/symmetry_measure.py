@@ -76,6 +76,9 @@ THRESHOLD = 0.90
 REFLECTION_THRESHOLD = 0.93
 #: Autocorrelation peaks below this (relative to the origin) are not lattice points.
 MIN_PEAK = 0.25
+#: Images (their shorter side) below this many pixels hold no lattice that could be told
+#: from their edges: two cells of at least 3 px across.
+MIN_SIDE = 6
 #: Images from this side up are also searched in windows of half the side where the
 #: whole holds no lattice (:func:`_find_lattice`). A window's lattice counts from this
 #: confidence, or where two windows find it: on the real scans of ``../shared/data``, a
@@ -618,6 +621,8 @@ def _find_lattice(image, xp, smooth: float | None, min_peak: float):
     """
     img = xp.asarray(image)
     n = min(img.shape)
+    if n < MIN_SIDE:
+        return None
     y0, x0 = (img.shape[0] - n) // 2, (img.shape[1] - n) // 2
     img = img[y0 : y0 + n, x0 : x0 + n]
     sigma = n / 256.0 if smooth is None else smooth

@@ -9,7 +9,7 @@ import scipy.ndimage as ndi
 
 from sarise.config import SymmetryConfig
 from sarise.symmetry import GROUPS, get_group, sample
-from sarise.symmetry_measure import measure
+from sarise.symmetry_measure import cell_size_px, measure
 
 PER_GROUP = 6
 
@@ -113,6 +113,17 @@ def test_flat_and_non_finite_images_are_no_lattice():
     x = np.ones((64, 64))
     x[3, 3] = np.nan
     assert not measure(x).has_lattice
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (1, 1), (2, 2), (5, 300), (300, 3)])
+def test_images_too_small_for_a_lattice_have_none_without_warnings(shape):
+    import warnings
+
+    x = np.random.default_rng(0).random(shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing for a user's log but the answer
+        assert not measure(x).has_lattice
+        assert cell_size_px(x) is None
 
 
 def test_measurements_are_invariant_to_the_lattice_orientation():
