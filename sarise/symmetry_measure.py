@@ -510,13 +510,19 @@ def _two_scale_scores(a_img, xp, a, b, family: str, confidence: float):
         return None, lines
     # the same at the finer scale: a pattern's lowest harmonics are often more symmetric
     # than the pattern (a smooth p4 motif is nearly p4m), and only its detail tells
-    cell = max(float(np.linalg.norm(ia)), float(np.linalg.norm(ib)))
-    fine = _prepare(_highpass(a_img, xp, FINE_SIGMA * cell), xp, 0.0)
+    fine = _detail(a_img, xp, ia, ib)
     fine_scores, fine_base = _operation_scores(fine, xp, ia, ib, family, lines)
     if fine_scores is not None:
         slack = FINE_SLACK * (1.0 - fine_base)  # noise weighs more in the detail
         scores = {k: min(v, fine_scores.get(k, v) + slack) for k, v in scores.items()}
     return scores, lines
+
+
+def _detail(a_img, xp, a: np.ndarray, b: np.ndarray):
+    """The image's detail on the lattice ``a, b``: high-passed at :data:`FINE_SIGMA` of the
+    cell (its longer side) and standardised."""
+    cell = max(float(np.linalg.norm(a)), float(np.linalg.norm(b)))
+    return _prepare(_highpass(a_img, xp, FINE_SIGMA * cell), xp, 0.0)
 
 
 def _hexagonal_within(a: np.ndarray, b: np.ndarray):
@@ -724,8 +730,7 @@ def _coarser_lattice(a_img, xp, found):
     the view (drift, a few large cells) weigh on both alike.
     """
     a, b, _ = found
-    cell = max(float(np.linalg.norm(a)), float(np.linalg.norm(b)))
-    acf = _autocorrelation(_prepare(_highpass(a_img, xp, FINE_SIGMA * cell), xp, 0.0), xp)
+    acf = _autocorrelation(_detail(a_img, xp, a, b), xp)
     peaks = _peaks(acf, -1.0)
     half = np.asarray(acf.shape[::-1]) // 2 - 2
     basis = np.stack([a, b])

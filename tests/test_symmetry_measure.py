@@ -223,25 +223,45 @@ def test_a_mirror_only_the_smooth_part_of_a_pattern_has_is_not_measured(shell, g
     assert measure(_harmonics(14.0, shell, (0.15, 0.15)) + noise).group == holohedry
 
 
-def _aliased(group: str, seed: int, n: int = 128):
-    """A pattern of fine detail (a noise motif blurred 0.4 px) on a lattice of 10-16 px
-    whose vectors are not whole pixels, and its basis: the detail is aliased, and repeats
-    exactly only on a supercell whose vectors are nearly whole pixels."""
+def _pattern(
+    group: str, seed: int, blur: float, lengths: tuple[float, float], aspect: float, n: int = 128
+):
+    """A noise motif of ``group``, blurred ``blur`` px, on a lattice of side ``lengths`` px
+    (uniform) at a random orientation, hexagonal, square (p4 groups) or rectangular of
+    sides 1 : ``aspect``; and its conventional basis."""
     from sarise.symmetry._render import blur_raster, render_raster, symmetrise
 
     rng = np.random.default_rng(seed)
     g = get_group(group)
-    length, theta = rng.uniform(10, 16), rng.uniform(0, np.pi / (3 if g.hexagonal else 2))
+    length, theta = rng.uniform(*lengths), rng.uniform(0, np.pi / (3 if g.hexagonal else 2))
     a1 = length * np.array([np.cos(theta), np.sin(theta)])
     if g.hexagonal:
         a2 = length * np.array([np.cos(theta + 2 * np.pi / 3), np.sin(theta + 2 * np.pi / 3)])
     else:
-        a2 = np.array([-a1[1], a1[0]]) * (1.0 if group.startswith("p4") else 1.3)
+        a2 = np.array([-a1[1], a1[0]]) * (1.0 if group.startswith("p4") else aspect)
     basis = np.stack([a1, a2], 1)
-    raster = symmetrise(blur_raster(symmetrise(rng.standard_normal((64, 64)), g), basis, 0.4), g)
+    raster = symmetrise(blur_raster(symmetrise(rng.standard_normal((64, 64)), g), basis, blur), g)
     image = render_raster(raster, (n, n), inv_basis=np.linalg.inv(basis), phase=rng.random(2),
                           hexagonal=g.hexagonal)  # fmt: skip
     return image, basis
+
+
+def _cells(m, basis) -> float:
+    """The measured cell's area in cells of ``basis``."""
+    return abs(m.a[0] * m.b[1] - m.a[1] * m.b[0]) / abs(np.linalg.det(basis))
+
+
+def _aliased(group: str, seed: int):
+    """Fine detail (blurred 0.4 px) on a lattice of 10-16 px whose vectors are not whole
+    pixels: the detail is aliased, and repeats exactly only on a supercell whose vectors
+    are nearly whole pixels."""
+    return _pattern(group, seed, 0.4, (10, 16), 1.3)
+
+
+def _smooth(group: str, seed: int, blur: float):
+    """A smooth motif on a lattice of 14-22 px: nearly centred where the group's two motifs
+    of a cell differ only in detail (a glide's, or a 4-fold's of either hand in p4g)."""
+    return _pattern(group, seed, blur, (14, 22), 1.4)
 
 
 @pytest.mark.parametrize(("group", "seed"),
@@ -251,8 +271,7 @@ def test_an_aliased_pattern_is_measured_on_its_own_lattice_not_a_whole_pixel_sup
     # vectors); smoothed, it shows the pattern's own cell
     image, basis = _aliased(group, seed)
     m = measure(image)
-    area = abs(m.a[0] * m.b[1] - m.a[1] * m.b[0])
-    assert area == pytest.approx(abs(np.linalg.det(basis)), rel=0.05)
+    assert _cells(m, basis) == pytest.approx(1.0, rel=0.05)
     assert m.group == group
 
 
@@ -264,32 +283,7 @@ def test_a_hexagonal_lattice_found_as_its_rectangular_supercell_is_made_hexagona
     image, basis = _aliased(group, seed)
     m = measure(image)
     assert m.family == "hexagonal" and m.group == group
-    area = abs(m.a[0] * m.b[1] - m.a[1] * m.b[0])
-    assert area == pytest.approx(abs(np.linalg.det(basis)), rel=0.05)
-
-
-def _smooth(group: str, seed: int, blur: float, n: int = 128):
-    """A pattern of a smooth motif (a noise motif blurred ``blur`` px) on a square (p4
-    groups) or 1 : 1.4 rectangular lattice of 14-22 px, and its conventional basis. A smooth
-    motif is nearly centred where the group's two motifs of a cell differ only in detail
-    (a glide's, or a 4-fold's of either hand in p4g)."""
-    from sarise.symmetry._render import blur_raster, render_raster, symmetrise
-
-    rng = np.random.default_rng(seed)
-    g = get_group(group)
-    length, theta = rng.uniform(14, 22), rng.uniform(0, np.pi / 2)
-    a1 = length * np.array([np.cos(theta), np.sin(theta)])
-    a2 = np.array([-a1[1], a1[0]]) * (1.0 if group.startswith("p4") else 1.4)
-    basis = np.stack([a1, a2], 1)
-    raster = symmetrise(blur_raster(symmetrise(rng.standard_normal((64, 64)), g), basis, blur), g)
-    image = render_raster(raster, (n, n), inv_basis=np.linalg.inv(basis), phase=rng.random(2),
-                          hexagonal=False)  # fmt: skip
-    return image, basis
-
-
-def _cells(m, basis) -> float:
-    """The measured cell's area in cells of ``basis``."""
-    return abs(m.a[0] * m.b[1] - m.a[1] * m.b[0]) / abs(np.linalg.det(basis))
+    assert _cells(m, basis) == pytest.approx(1.0, rel=0.05)
 
 
 @pytest.mark.parametrize(("group", "blur", "seed"),
